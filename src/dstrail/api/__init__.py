@@ -1,0 +1,5 @@
+"""The HTTP API: thin routers that parse, call one service, render."""
+
+from dstrail.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,32 @@
+"""The ASGI application: API routers, error handlers, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from dstrail import __version__
+from dstrail.api import audit, datasources, platform
+from dstrail.api.errors import install_error_handlers
+from dstrail.context import Dstrail
+
+
+def create_app(dstrail: Dstrail) -> FastAPI:
+    """The whole HTTP surface of one dstrail."""
+    app = FastAPI(
+        title="dstrail",
+        version=__version__,
+        description="Data sources with a complete, verifiable audit trail; "
+        "speaks Domino's Data Source APIs.",
+        redirect_slashes=False,
+    )
+    app.state.dstrail = dstrail
+    install_error_handlers(app)
+    app.include_router(audit.router)
+    app.include_router(datasources.router)
+    app.include_router(platform.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: no database work")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

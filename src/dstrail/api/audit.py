@@ -1,0 +1,226 @@
+"""The audit API (Domino's contract) and the trail's downloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from dstrail.api.deps import AuditReaderDep, DstrailDep
+from dstrail.api.errors import error_responses
+from dstrail.audit.query import (
+    DOMINO_PARAMETERS,
+    EXTENSION_PARAMETERS,
+    build_filter,
+    decode_cursor,
+    encode_cursor,
+    iter_chunks,
+)
+from dstrail.audit.serialize import stream_csv, stream_json_array, stream_json_lines, stream_text
+from dstrail.domain.audit_filter import AuditFilter
+from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.errors import InvalidInput
+from dstrail.store import Cursor, EventRow
+
+router = APIRouter(tags=["audit"])
+
+SIX_MONTHS_MS = 183 * DAY_MS
+MAX_LIMIT = 10_000
+_AUDIT_ERRORS = error_responses(400, 401, 403, family="audit")
+
+StartTime = Annotated[
+    str | None, Query(alias="startTime", description="inclusive, ISO-8601 with Z or an offset")
+]
+EndTime = Annotated[
+    str | None, Query(alias="endTime", description="inclusive, ISO-8601 with Z or an offset")
+]
+Names = Annotated[
+    list[str] | None,
+    Query(alias="dataSourceNames", description="names as they were when the event happened"),
+]
+Ids = Annotated[list[str] | None, Query(alias="dataSourceIds")]
+Kinds = Annotated[
+    list[str] | None,
+    Query(alias="eventKinds", description="Domino's seven kinds by default; extensions if named"),
+]
+PerformedBy = Annotated[list[str] | None, Query(alias="performedBy", description="user ids")]
+ProjectIds = Annotated[list[str] | None, Query(alias="projectIds")]
+RunIds = Annotated[list[str] | None, Query(alias="runIds")]
+
+
+def _parameters(request: Request, accepted: tuple[str, ...]) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        if key not in accepted:
+            raise InvalidInput(f"unknown parameter {key!r}; accepted: {', '.join(accepted)}")
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _filter(request: Request, dstrail: DstrailDep, accepted: tuple[str, ...]) -> AuditFilter:
+    return build_filter(_parameters(request, accepted), now_ms=dstrail.clock())
+
+
+def _limit(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise InvalidInput(f"limit: {value!r} is not accepted; accepted: 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _stream(
+    body: Iterator[bytes], media_type: str, *, filename: str | None = None
+) -> StreamingResponse:
+    headers = {"Cache-Control": "no-store"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return StreamingResponse(body, media_type=media_type, headers=headers)
+
+
+@router.get("/api/datasource/v1/audit", responses=_AUDIT_ERRORS, include_in_schema=False)
+@router.get(
+    "/api/datasource/v1/audit/",
+    responses=_AUDIT_ERRORS,
+    summary="Data source audit events, newest first",
+    response_description="a bare JSON array of events (dataSourceId, dataSourceName, "
+    "dataSourceType, eventKind, metadata, performedBy, timestamp)",
+)
+def read_audit(
+    request: Request,
+    dstrail: DstrailDep,
+    _caller: AuditReaderDep,
+    start_time: StartTime = None,
+    end_time: EndTime = None,
+    data_source_names: Names = None,
+    data_source_ids: Ids = None,
+    event_kinds: Kinds = None,
+    performed_by: PerformedBy = None,
+    project_ids: ProjectIds = None,
+    run_ids: RunIds = None,
+    limit: Annotated[
+        str | None,
+        Query(
+            description=f"extension: at most this many (1-{MAX_LIMIT}), "
+            'with a Link rel="next" header when more remain'
+        ),
+    ] = None,
+    cursor: Annotated[str | None, Query(description="extension: from a Link header")] = None,
+) -> StreamingResponse:
+    """Domino's ``GET /api/datasource/v1/audit``: window defaults of 24 hours, inclusive."""
+    accepted = (*DOMINO_PARAMETERS, *EXTENSION_PARAMETERS, "limit", "cursor")
+    audit_filter = _filter(request, dstrail, accepted)
+    page_size = _limit(limit)
+    after = decode_cursor(cursor) if cursor is not None else None
+    if page_size is None:
+        if after is not None:
+            raise InvalidInput("cursor: only accepted together with limit")
+        return _stream(
+            stream_json_array(iter_chunks(dstrail.store, audit_filter)), "application/json"
+        )
+    with dstrail.store.read() as tx:
+        rows = tx.audit.page(audit_filter, after=after, limit=page_size + 1)
+    headers = {"Cache-Control": "no-store"}
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        headers["Link"] = f'<{_next_url(request, rows[-1])}>; rel="next"'
+    body = b"".join(stream_json_array([rows]))
+    return StreamingResponse(iter([body]), media_type="application/json", headers=headers)
+
+
+def _next_url(request: Request, last: EventRow) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", encode_cursor(Cursor(ts_ms=last[6], seq=last[7]))))
+    return f"{request.url.path}?{urlencode(params)}"
+
+
+@router.get(
+    "/api/datasource/v1/audit/export",
+    responses=_AUDIT_ERRORS,
+    summary="The filtered view as a CSV or JSON-lines file",
+)
+def export_audit(
+    request: Request,
+    dstrail: DstrailDep,
+    _caller: AuditReaderDep,
+    format: Annotated[str, Query(description="csv or jsonl")] = "csv",
+    start_time: StartTime = None,
+    end_time: EndTime = None,
+    data_source_names: Names = None,
+    data_source_ids: Ids = None,
+    event_kinds: Kinds = None,
+    performed_by: PerformedBy = None,
+    project_ids: ProjectIds = None,
+    run_ids: RunIds = None,
+) -> StreamingResponse:
+    """Any filtered view, streamed; CSV cells that start like a formula are neutralised."""
+    audit_filter = _filter(request, dstrail, (*DOMINO_PARAMETERS, *EXTENSION_PARAMETERS, "format"))
+    chunks = iter_chunks(dstrail.store, audit_filter)
+    stamp = format_ms(dstrail.clock())[:19].replace(":", "")
+    if format == "csv":
+        return _stream(
+            stream_csv(chunks), "text/csv; charset=utf-8", filename=f"dstrail-audit-{stamp}.csv"
+        )
+    if format == "jsonl":
+        return _stream(
+            stream_json_lines(chunks),
+            "application/x-ndjson",
+            filename=f"dstrail-audit-{stamp}.jsonl",
+        )
+    raise InvalidInput(f"format: {format!r} is not accepted; accepted: csv, jsonl")
+
+
+@router.get(
+    "/v4/datasource/audit/download",
+    responses=_AUDIT_ERRORS,
+    summary="Domino's six-month download: a text file, or JSON with jsonFile=true",
+)
+def download_six_months(
+    request: Request,
+    dstrail: DstrailDep,
+    _caller: AuditReaderDep,
+    json_file: Annotated[str, Query(alias="jsonFile", description="true or false")] = "false",
+) -> StreamingResponse:
+    """The last six months (183 days) of Domino's seven kinds."""
+    _parameters(request, ("jsonFile",))
+    if json_file not in ("true", "false"):
+        raise InvalidInput(f"jsonFile: {json_file!r} is not accepted; accepted: true, false")
+    now = dstrail.clock()
+    chunks = iter_chunks(dstrail.store, AuditFilter(start_ms=now - SIX_MONTHS_MS, end_ms=now))
+    stamp = format_ms(now)[:10]
+    if json_file == "true":
+        return _stream(
+            stream_json_array(chunks), "application/json", filename=f"datasource-audit-{stamp}.json"
+        )
+    return _stream(
+        stream_text(chunks), "text/plain; charset=utf-8", filename=f"datasource-audit-{stamp}.txt"
+    )
+
+
+@router.get(
+    "/v4/datasource/audit/download/runs",
+    responses=_AUDIT_ERRORS,
+    summary="Every event of the given runs, as JSON lines",
+)
+def download_runs(
+    request: Request,
+    dstrail: DstrailDep,
+    _caller: AuditReaderDep,
+    run_ids: Annotated[list[str], Query(alias="runIds")],
+) -> StreamingResponse:
+    """All events of those runs, whenever they happened (any kind)."""
+    params = _parameters(request, ("runIds",))
+    audit_filter = build_filter(
+        {"runIds": params.get("runIds", []), "startTime": ["1970-01-01T00:00:00Z"]},
+        now_ms=dstrail.clock(),
+    )
+    if not audit_filter.run_ids:
+        raise InvalidInput("runIds: give at least one run id")
+    return _stream(
+        stream_json_lines(iter_chunks(dstrail.store, audit_filter)),
+        "application/x-ndjson",
+        filename="datasource-audit-runs.jsonl",
+    )

@@ -1,0 +1,194 @@
+"""Managing data sources: Domino's public v1 paths and its v4 permission/owner/project paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from dstrail.api.deps import CallerDep, DstrailDep
+from dstrail.api.errors import error_responses
+from dstrail.api.schemas import (
+    DataSourceCreateBody,
+    DataSourceRead,
+    DataSourceUpdateBody,
+    PermissionsBody,
+    data_source_read,
+)
+from dstrail.context import Dstrail
+from dstrail.domain.datasources import DataSource
+from dstrail.services import datasources as service
+from dstrail.services.credentials import CredentialVault
+
+router = APIRouter(tags=["data sources"])
+V1 = "/api/datasource/v1/datasources"
+_V1_ERRORS = error_responses(400, 401, 403, 404, 409)
+_V4_ERRORS = error_responses(400, 401, 403, 404, 409, family="v4")
+
+
+def _render(dstrail: Dstrail, data_sources: list[DataSource]) -> list[dict[str, Any]]:
+    with dstrail.store.read() as tx:
+        ids = {ds.owner_id for ds in data_sources} | {ds.added_by for ds in data_sources}
+        users = tx.users.by_ids(sorted(ids))
+    return [data_source_read(ds, users) for ds in data_sources]
+
+
+def _vault(dstrail: Dstrail) -> CredentialVault:
+    return CredentialVault(dstrail.keys.encryption_key)
+
+
+@router.post(
+    V1, status_code=status.HTTP_201_CREATED, response_model=DataSourceRead, responses=_V1_ERRORS
+)
+def create_data_source(
+    body: DataSourceCreateBody, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Create a data source owned by the caller; records ``CreateDataSource``."""
+    spec = service.DataSourceCreate(
+        name=body.name,
+        display_name=body.displayName,
+        description=body.description,
+        data_source_type=body.dataSourceType,
+        auth_type=body.authType,
+        credential_type=service.parse_credential_type(body.credentialType),
+        config=body.config,
+        credentials=body.credentials,
+        permissions=body.permissions.to_domain(),
+    )
+    with dstrail.store.write() as tx:
+        ds = service.create_data_source(
+            tx, _vault(dstrail), spec=spec, actor=caller.user, now_ms=dstrail.clock()
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.get(V1, response_model=list[DataSourceRead], responses=error_responses(401))
+def list_data_sources(dstrail: DstrailDep, caller: CallerDep) -> list[dict[str, Any]]:
+    """The active data sources the caller may see."""
+    with dstrail.store.read() as tx:
+        data_sources = service.list_visible(tx, actor=caller.user)
+    return _render(dstrail, data_sources)
+
+
+@router.get(
+    V1 + "/{data_source_id}", response_model=DataSourceRead, responses=error_responses(401, 404)
+)
+def read_data_source(data_source_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict[str, Any]:
+    """One data source (deleted ones too, with ``status: Deleted``)."""
+    with dstrail.store.read() as tx:
+        ds = service.get_visible(tx, data_source_id=data_source_id, actor=caller.user)
+    return _render(dstrail, [ds])[0]
+
+
+@router.patch(V1 + "/{data_source_id}", response_model=DataSourceRead, responses=_V1_ERRORS)
+def update_data_source(
+    data_source_id: str, body: DataSourceUpdateBody, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Change display name, description, config, credentials or permissions."""
+    change = service.DataSourceUpdate(
+        display_name=body.displayName,
+        description=body.description,
+        config=body.config,
+        credentials=body.credentials,
+        permissions=body.permissions.to_domain() if body.permissions else None,
+    )
+    with dstrail.store.write() as tx:
+        ds = service.update_data_source(
+            tx,
+            _vault(dstrail),
+            data_source_id=data_source_id,
+            change=change,
+            actor=caller.user,
+            now_ms=dstrail.clock(),
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.delete(V1 + "/{data_source_id}", response_model=DataSourceRead, responses=_V1_ERRORS)
+def delete_data_source(
+    data_source_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Soft-delete; the name becomes free and the history stays."""
+    with dstrail.store.write() as tx:
+        ds = service.delete_data_source(
+            tx, data_source_id=data_source_id, actor=caller.user, now_ms=dstrail.clock()
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.put(
+    "/v4/datasource/{data_source_id}/users", response_model=DataSourceRead, responses=_V4_ERRORS
+)
+def set_permissions(
+    data_source_id: str, body: PermissionsBody, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Replace who may use the data source; records ``DataSourceChangeOfPermissions``."""
+    with dstrail.store.write() as tx:
+        ds = service.set_permissions(
+            tx,
+            data_source_id=data_source_id,
+            permissions=body.to_domain(),
+            actor=caller.user,
+            now_ms=dstrail.clock(),
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.post(
+    "/v4/datasource/{data_source_id}/transfer/{new_owner_id}",
+    response_model=DataSourceRead,
+    responses=_V4_ERRORS,
+)
+def transfer_ownership(
+    data_source_id: str, new_owner_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Give the data source to another user; records ``DataSourceChangeOfOwnership``."""
+    with dstrail.store.write() as tx:
+        ds = service.transfer_ownership(
+            tx,
+            data_source_id=data_source_id,
+            new_owner_id=new_owner_id,
+            actor=caller.user,
+            now_ms=dstrail.clock(),
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.post(
+    "/v4/datasource/{data_source_id}/projects/{project_id}",
+    response_model=DataSourceRead,
+    responses=_V4_ERRORS,
+)
+def attach_to_project(
+    data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Add the data source to a project; records ``DataSourceAssociatedToProject``."""
+    with dstrail.store.write() as tx:
+        ds = service.attach_to_project(
+            tx,
+            data_source_id=data_source_id,
+            project_id=project_id,
+            actor=caller.user,
+            now_ms=dstrail.clock(),
+        )
+    return _render(dstrail, [ds])[0]
+
+
+@router.delete(
+    "/v4/datasource/{data_source_id}/projects/{project_id}",
+    response_model=DataSourceRead,
+    responses=_V4_ERRORS,
+)
+def detach_from_project(
+    data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Remove the data source from a project; records ``DataSourceDissociatedFromProject``."""
+    with dstrail.store.write() as tx:
+        ds = service.detach_from_project(
+            tx,
+            data_source_id=data_source_id,
+            project_id=project_id,
+            actor=caller.user,
+            now_ms=dstrail.clock(),
+        )
+    return _render(dstrail, [ds])[0]

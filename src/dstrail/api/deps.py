@@ -1,0 +1,47 @@
+"""Request dependencies: the service parts and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from dstrail.context import Dstrail
+from dstrail.services.auth import Caller, authenticate, require_audit_reader
+
+
+def get_dstrail(request: Request) -> Dstrail:
+    """The running service."""
+    dstrail: Dstrail = request.app.state.dstrail
+    return dstrail
+
+
+def bearer_of(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer`` or of ``X-Domino-Jwt``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-domino-jwt") or None
+
+
+def get_caller(request: Request, dstrail: Annotated[Dstrail, Depends(get_dstrail)]) -> Caller:
+    """The authenticated caller; 401 without a valid credential."""
+    with dstrail.store.read() as tx:
+        return authenticate(
+            tx,
+            api_key=request.headers.get("x-domino-api-key"),
+            bearer=bearer_of(request),
+            signing_key=dstrail.keys.signing_key,
+        )
+
+
+def get_audit_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """A caller allowed to read the trail; 403 for others."""
+    require_audit_reader(caller)
+    return caller
+
+
+DstrailDep = Annotated[Dstrail, Depends(get_dstrail)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+AuditReaderDep = Annotated[Caller, Depends(get_audit_reader)]

@@ -1,0 +1,122 @@
+"""One place that turns ``DstrailError`` (and request validation errors) into responses.
+
+Each API family has the error body its clients expect:
+
+- audit API (``/api/datasource/v1/audit``, downloads): 400 ``{"error"}``, else
+  ``{"requestId", "errors"}``;
+- public data source API (``/api/``): ``{"requestId", "errors"}``;
+- Domino v4 paths (``/v4/``): ``{"message"}``;
+- data source proxy (``/objectstore``): ``{"errorType", "subType", "rawError"}``;
+- the console renders its own HTML page (see ``web``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from dstrail.errors import DstrailError, InvalidInput
+
+logger = logging.getLogger("dstrail.api")
+
+AUDIT_PREFIXES = ("/api/datasource/v1/audit", "/v4/datasource/audit")
+
+
+class AuditBadRequest(BaseModel):
+    """400 of the audit API."""
+
+    error: str
+
+
+class RequestErrors(BaseModel):
+    """401/403 of the audit API, and every error of the public API."""
+
+    requestId: str  # noqa: N815 - Domino's field name
+    errors: list[str]
+
+
+class V4Error(BaseModel):
+    """Errors of Domino's v4 paths."""
+
+    message: str
+
+
+class ProxyError(BaseModel):
+    """Errors of the data source proxy."""
+
+    errorType: str  # noqa: N815
+    subType: str  # noqa: N815
+    rawError: str  # noqa: N815
+
+
+def error_body(path: str, error: DstrailError) -> dict[str, Any]:
+    """The body an error gets on ``path``."""
+    if path.startswith(AUDIT_PREFIXES):
+        if error.status_code == 400:
+            return {"error": error.message}
+        return {"requestId": str(uuid.uuid4()), "errors": [error.message]}
+    if path.startswith("/objectstore"):
+        return {"errorType": error.error_type, "subType": "", "rawError": error.message}
+    if path.startswith("/v4/"):
+        return {"message": error.message}
+    return {"requestId": str(uuid.uuid4()), "errors": [error.message]}
+
+
+HtmlRenderer = Callable[[Request, DstrailError], Response]
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{location or 'body'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) -> None:
+    """Render every ``DstrailError`` (and validation error) in its family's shape."""
+
+    def render(request: Request, error: DstrailError) -> Response:
+        if html is not None and not request.url.path.startswith(("/api/", "/v4/", "/objectstore")):
+            return html(request, error)
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        return JSONResponse(
+            error_body(request.url.path, error), status_code=error.status_code, headers=headers
+        )
+
+    async def on_dstrail_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, DstrailError)
+        if error.status_code >= 500:
+            logger.error("%s %s failed: %s", request.method, request.url.path, error.message)
+        return render(request, error)
+
+    async def on_validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        return render(request, InvalidInput(_validation_message(error)))
+
+    async def on_unexpected(request: Request, error: Exception) -> Response:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return render(request, DstrailError("internal error; the server log has the details"))
+
+    app.add_exception_handler(DstrailError, on_dstrail_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def error_responses(*statuses: int, family: str = "public") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the statuses a route can answer, with the family's shapes."""
+    models: dict[str, dict[int, type[BaseModel]]] = {
+        "audit": {400: AuditBadRequest},
+        "v4": {},
+        "proxy": {},
+    }
+    defaults: dict[str, type[BaseModel]] = {"v4": V4Error, "proxy": ProxyError}
+    default = defaults.get(family, RequestErrors)
+    return {status: {"model": models.get(family, {}).get(status, default)} for status in statuses}

@@ -1,0 +1,174 @@
+"""Request bodies and response shapes of the JSON APIs (``XCreate`` / ``XRead`` names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dstrail.domain.datasources import DataSource, Permissions
+from dstrail.domain.users import User
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PermissionsBody(_Body):
+    """Who may use a data source besides its owner."""
+
+    isEveryone: bool = False  # noqa: N815 - Domino's field names
+    userIds: list[str] = Field(default_factory=list)  # noqa: N815
+
+    def to_domain(self) -> Permissions:
+        """As the domain value."""
+        return Permissions(is_everyone=self.isEveryone, user_ids=tuple(self.userIds))
+
+
+class DataSourceCreateBody(_Body):
+    """``POST /api/datasource/v1/datasources``."""
+
+    name: str
+    displayName: str | None = None  # noqa: N815
+    description: str = ""
+    dataSourceType: str  # noqa: N815
+    authType: str = "Basic"  # noqa: N815
+    credentialType: str = "Shared"  # noqa: N815
+    config: dict[str, str] = Field(default_factory=dict)
+    credentials: dict[str, str] | None = Field(
+        default=None, description="encrypted at rest, never returned"
+    )
+    permissions: PermissionsBody = Field(default_factory=PermissionsBody)
+
+
+class DataSourceUpdateBody(_Body):
+    """``PATCH /api/datasource/v1/datasources/{id}``: only the fields given change."""
+
+    displayName: str | None = None  # noqa: N815
+    description: str | None = None
+    config: dict[str, str] | None = None
+    credentials: dict[str, str] | None = Field(
+        default=None, description="encrypted at rest, never returned"
+    )
+    permissions: PermissionsBody | None = None
+
+
+class OwnerInfo(BaseModel):
+    """The owner as Domino's client reads it."""
+
+    ownerName: str  # noqa: N815
+    ownerEmail: str  # noqa: N815
+    isOwnerAdmin: bool  # noqa: N815
+
+
+class DataSourceRead(BaseModel):
+    """A data source as every JSON API returns it (credentials never included)."""
+
+    id: str
+    name: str
+    displayName: str  # noqa: N815
+    description: str
+    dataSourceType: str  # noqa: N815
+    authType: str  # noqa: N815
+    credentialType: str  # noqa: N815
+    config: dict[str, str]
+    ownerId: str  # noqa: N815
+    ownerInfo: OwnerInfo  # noqa: N815
+    permissions: PermissionsBody
+    projectIds: list[str]  # noqa: N815
+    status: str
+    addedBy: dict[str, str]  # noqa: N815
+    lastUpdated: int  # noqa: N815
+    lastUpdatedBy: str  # noqa: N815
+
+
+def data_source_read(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
+    """The JSON document of a data source; ``users`` must hold its owner and creator."""
+    owner = users.get(ds.owner_id)
+    added_by = users.get(ds.added_by)
+    return {
+        "id": ds.id,
+        "name": ds.name,
+        "displayName": ds.display_name,
+        "description": ds.description,
+        "dataSourceType": ds.data_source_type,
+        "authType": ds.auth_type,
+        "credentialType": ds.credential_type.value,
+        "config": ds.config,
+        "ownerId": ds.owner_id,
+        "ownerInfo": {
+            "ownerName": owner.username if owner else "",
+            "ownerEmail": owner.email if owner else "",
+            "isOwnerAdmin": bool(owner and owner.is_admin),
+        },
+        "permissions": {
+            "isEveryone": ds.permissions.is_everyone,
+            "userIds": list(ds.permissions.user_ids),
+        },
+        "projectIds": list(ds.project_ids),
+        "status": ds.status.value,
+        "addedBy": {"id": ds.added_by, "username": added_by.username if added_by else ""},
+        "lastUpdated": ds.last_updated_ms,
+        "lastUpdatedBy": ds.last_updated_by,
+    }
+
+
+class UserCreateBody(_Body):
+    """``POST /api/dstrail/v1/users``."""
+
+    username: str
+    email: str | None = None
+    role: str = "User"
+
+
+class UserCreated(BaseModel):
+    """A new user with their API key, shown this once."""
+
+    id: str
+    username: str
+    role: str
+    apiKey: str  # noqa: N815
+
+
+class ApiKeyCreated(BaseModel):
+    """A new API key, shown this once."""
+
+    apiKey: str  # noqa: N815
+
+
+class ProjectCreateBody(_Body):
+    """``POST /api/dstrail/v1/projects``."""
+
+    name: str
+    ownerId: str | None = Field(default=None, description="SysAdmins only; default: you")  # noqa: N815
+    collaboratorIds: list[str] = Field(default_factory=list)  # noqa: N815
+
+
+class ProjectRead(BaseModel):
+    """A project."""
+
+    id: str
+    name: str
+    ownerId: str  # noqa: N815
+    collaboratorIds: list[str]  # noqa: N815
+
+
+class RunStartBody(_Body):
+    """``POST /api/dstrail/v1/runs``: the execution platform registers a run."""
+
+    projectId: str  # noqa: N815
+    runType: str  # noqa: N815
+    userId: str | None = Field(default=None, description="SysAdmins only; default: you")  # noqa: N815
+    dataPlaneId: str = "000000000000000000000000"  # noqa: N815
+
+
+class RunRead(BaseModel):
+    """A run; ``token`` (a JWT for ``DOMINO_TOKEN_FILE``) only when it starts."""
+
+    id: str
+    runType: str  # noqa: N815
+    projectId: str  # noqa: N815
+    userId: str  # noqa: N815
+    dataPlaneId: str  # noqa: N815
+    running: bool
+    token: str | None = None

@@ -1,0 +1,50 @@
+"""Recording an event inside the transaction of the change it describes."""
+
+from __future__ import annotations
+
+from dstrail.domain.datasources import DataSource
+from dstrail.domain.events import EventKind, NewAuditEvent
+from dstrail.domain.projects import Run
+from dstrail.domain.users import User
+from dstrail.store import Repositories
+
+
+def record_event(
+    tx: Repositories,
+    *,
+    kind: EventKind,
+    data_source: DataSource,
+    actor: User,
+    now_ms: int,
+    metadata: dict[str, str] | None = None,
+    run: Run | None = None,
+) -> int:
+    """Append an event about ``data_source`` as it is now; returns its sequence number.
+
+    Run keys (``runType``, ``projectId``, ``runId``, ``dataPlaneId``) come from ``run``, the run
+    dstrail knows, never from what a caller claimed.
+    """
+    values: dict[str, str] = {}
+    if run is not None:
+        values.update(
+            runType=run.run_type.value,
+            projectId=run.project_id,
+            runId=run.id,
+            dataPlaneId=run.data_plane_id,
+        )
+    if metadata:
+        values.update(metadata)
+    return tx.audit.append(
+        NewAuditEvent(
+            event_kind=kind,
+            data_source_id=data_source.id,
+            data_source_name=data_source.name,
+            data_source_type=data_source.data_source_type,
+            performed_by=actor.id,
+            performed_by_username=actor.username,
+            timestamp_ms=now_ms,
+            metadata=values,
+            run_id=run.id if run else None,
+            project_id=run.project_id if run else values.get("projectId"),
+        )
+    )

@@ -1,0 +1,136 @@
+"""``users``, ``projects`` and ``runs`` commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from dstrail.cli.common import Subparsers, add_command, open_from, print_json
+from dstrail.domain.ids import LOCAL_DATA_PLANE_ID
+from dstrail.domain.projects import RunType
+from dstrail.domain.users import Role
+from dstrail.services import projects as project_service
+from dstrail.services import runs as run_service
+from dstrail.services import users as user_service
+
+
+def register(commands: Subparsers) -> None:
+    """Add the commands of this family."""
+    users = commands.add_parser("users", help="users and API keys").add_subparsers(
+        dest="users_command", required=True, metavar="COMMAND"
+    )
+    create = add_command(users, "create", _create_user, "create a user and print their API key")
+    create.add_argument("username")
+    create.add_argument("--email", default=None)
+    create.add_argument("--role", default="User", help=f"one of {', '.join(r.value for r in Role)}")
+    key = add_command(users, "api-key", _new_key, "issue another API key for a user")
+    key.add_argument("username")
+    add_command(users, "list", _list_users, "list users as JSON lines")
+
+    projects = commands.add_parser("projects", help="projects").add_subparsers(
+        dest="projects_command", required=True, metavar="COMMAND"
+    )
+    project = add_command(projects, "create", _create_project, "create a project")
+    project.add_argument("name")
+    project.add_argument("--owner", required=True, metavar="USERNAME")
+    project.add_argument("--collaborator", action="append", default=[], metavar="USERNAME")
+
+    runs = commands.add_parser("runs", help="runs (workspaces, jobs, apps...)").add_subparsers(
+        dest="runs_command", required=True, metavar="COMMAND"
+    )
+    start = add_command(runs, "start", _start_run, "register a running execution")
+    start.add_argument("--project", required=True, help="project id, or a unique project name")
+    start.add_argument("--user", required=True, metavar="USERNAME")
+    start.add_argument(
+        "--type", required=True, help=f"one of {', '.join(t.value for t in RunType)}"
+    )
+    start.add_argument("--data-plane", default=LOCAL_DATA_PLANE_ID, metavar="ID")
+    stop = add_command(runs, "stop", _stop_run, "end a run")
+    stop.add_argument("run_id")
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    role = user_service.parse_role(args.role)
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        user, api_key = user_service.create_user(
+            tx, username=args.username, email=args.email, role=role, now_ms=dstrail.clock()
+        )
+    print_json(
+        {"id": user.id, "username": user.username, "role": user.role.value, "apiKey": api_key}
+    )
+    return 0
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        user = user_service.require_user(tx, username=args.username, field="username")
+        api_key = user_service.issue_api_key(tx, user=user, label="cli", now_ms=dstrail.clock())
+    print_json({"id": user.id, "username": user.username, "apiKey": api_key})
+    return 0
+
+
+def _list_users(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.read() as tx:
+        for user in tx.users.all():
+            print_json(
+                {
+                    "id": user.id,
+                    "username": user.username,
+                    "email": user.email,
+                    "role": user.role.value,
+                }
+            )
+    return 0
+
+
+def _create_project(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        owner = user_service.require_user(tx, username=args.owner, field="--owner")
+        collaborators = [
+            user_service.require_user(tx, username=name, field="--collaborator")
+            for name in args.collaborator
+        ]
+        project = project_service.create_project(
+            tx, name=args.name, owner=owner, collaborators=collaborators, now_ms=dstrail.clock()
+        )
+    print_json({"id": project.id, "name": project.name, "ownerId": project.owner_id})
+    return 0
+
+
+def _start_run(args: argparse.Namespace) -> int:
+    run_type = run_service.parse_run_type(args.type)
+    dstrail = open_from(args)
+    now = dstrail.clock()
+    with dstrail.store.write() as tx:
+        user = user_service.require_user(tx, username=args.user, field="--user")
+        project = project_service.find_project(tx, args.project)
+        run = run_service.start_run(
+            tx,
+            project=project,
+            user=user,
+            run_type=run_type,
+            data_plane_id=args.data_plane,
+            now_ms=now,
+        )
+    token = run_service.issue_run_token(run, signing_key=dstrail.keys.signing_key, now_ms=now)
+    print_json(
+        {
+            "id": run.id,
+            "runType": run.run_type.value,
+            "projectId": run.project_id,
+            "dataPlaneId": run.data_plane_id,
+            "token": token,
+        }
+    )
+    return 0
+
+
+def _stop_run(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        run = run_service.stop_run(tx, run_id=args.run_id, now_ms=dstrail.clock())
+    print_json({"id": run.id, "running": False})
+    return 0

@@ -1,0 +1,245 @@
+"""Demo data for ``dstrail demo`` (``make run``): users, projects, data sources, and weeks of
+history, all written through the same services as the API, with a clock set in the past."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from dstrail.audit.recorder import record_event
+from dstrail.context import Dstrail
+from dstrail.domain.datasources import CredentialType, DataSource, Permissions
+from dstrail.domain.events import EventKind
+from dstrail.domain.projects import Project, Run, RunType
+from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.users import Role, User
+from dstrail.services import datasources as ds_service
+from dstrail.services import projects as project_service
+from dstrail.services import runs as run_service
+from dstrail.services import users as user_service
+from dstrail.services.credentials import CredentialVault
+
+ADMIN_USERNAME = "sample-admin"
+HISTORY_DAYS = 28
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    """What ``make run`` prints: a fresh admin key (keys are shown only once)."""
+
+    admin_username: str
+    admin_api_key: str
+    created: bool
+
+
+def load_demo(dstrail: Dstrail, *, seed: int = 7) -> DemoLogin:
+    """Load the demo once; on later calls only issue a fresh admin API key."""
+    now = dstrail.clock()
+    with dstrail.store.write() as tx:
+        admin = tx.users.by_username(ADMIN_USERNAME)
+        if admin is not None:
+            key = user_service.issue_api_key(tx, user=admin, label="demo", now_ms=now)
+            return DemoLogin(ADMIN_USERNAME, key, created=False)
+    key = _load_history(dstrail, random.Random(seed), now_ms=now)  # noqa: S311 - demo data
+    return DemoLogin(ADMIN_USERNAME, key, created=True)
+
+
+def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
+    vault = CredentialVault(dstrail.keys.encryption_key)
+    t = now_ms - HISTORY_DAYS * DAY_MS
+
+    def tick(max_minutes: int = 240) -> int:
+        nonlocal t
+        t += rng.randint(1, max_minutes) * 60_000 + rng.randint(0, 59_999)
+        return t
+
+    with dstrail.store.write() as tx:
+        admin, admin_key = user_service.create_user(
+            tx, username=ADMIN_USERNAME, email="admin@example.com", role=Role.SYS_ADMIN, now_ms=t
+        )
+        people = {
+            name: user_service.create_user(
+                tx, username=name, email=f"{name}@example.com", role=role, now_ms=t
+            )[0]
+            for name, role in (
+                ("sample-user", Role.USER),
+                ("data-scientist-2", Role.USER),
+                ("ml-engineer", Role.USER),
+                ("compliance-auditor", Role.AUDITOR),
+            )
+        }
+        user, ds2, mle = people["sample-user"], people["data-scientist-2"], people["ml-engineer"]
+        churn = project_service.create_project(
+            tx, name="churn-model", owner=user, collaborators=[ds2], now_ms=t
+        )
+        fraud = project_service.create_project(
+            tx, name="fraud-detection", owner=mle, collaborators=[user], now_ms=t
+        )
+
+    def create(
+        actor: User,
+        name: str,
+        kind: str,
+        auth: str,
+        config: dict[str, str],
+        everyone: bool,
+        users: tuple[User, ...] = (),
+    ) -> DataSource:
+        spec = ds_service.DataSourceCreate(
+            name=name,
+            data_source_type=kind,
+            auth_type=auth,
+            credential_type=CredentialType.SHARED,
+            config=config,
+            permissions=Permissions(is_everyone=everyone, user_ids=tuple(u.id for u in users)),
+            description=f"demo {kind}",
+            credentials={"username": "demo", "password": "demo-password"}
+            if auth == "Basic"
+            else None,
+        )
+        with dstrail.store.write() as tx:
+            return ds_service.create_data_source(tx, vault, spec=spec, actor=actor, now_ms=tick())
+
+    snowflake = create(
+        admin,
+        "snowflake-ds",
+        "SnowflakeConfig",
+        "Basic",
+        {"accountName": "demo-account", "database": "SALES", "warehouse": "WH"},
+        everyone=True,
+    )
+    s3 = create(
+        user,
+        "s3-ds",
+        "S3Config",
+        "AWSIAMBasic",
+        {"bucket": "demo-bucket", "region": "us-west-2"},
+        everyone=False,
+        users=(ds2,),
+    )
+    postgres = create(
+        mle,
+        "pg-ds",
+        "PostgreSQLConfig",
+        "Basic",
+        {"host": "127.0.0.1", "port": "5432", "database": "postgres"},
+        everyone=False,
+        users=(user,),
+    )
+    dataset = create(user, "dataset-ds", "DatasetConfig", "NoAuth", {}, everyone=True)
+    legacy = create(
+        admin,
+        "legacy-warehouse",
+        "RedshiftConfig",
+        "Basic",
+        {"host": "redshift.internal", "database": "dw"},
+        everyone=True,
+    )
+
+    with dstrail.store.write() as tx:
+        for ds, project, actor in (
+            (s3, churn, user),
+            (snowflake, churn, user),
+            (postgres, fraud, mle),
+            (dataset, churn, user),
+            (snowflake, fraud, mle),
+        ):
+            ds_service.attach_to_project(
+                tx, data_source_id=ds.id, project_id=project.id, actor=actor, now_ms=tick()
+            )
+        ds_service.set_permissions(
+            tx,
+            data_source_id=s3.id,
+            actor=user,
+            now_ms=tick(),
+            permissions=Permissions(is_everyone=False, user_ids=(ds2.id, mle.id)),
+        )
+
+    runs = _start_runs(dstrail, rng, churn=churn, fraud=fraud, people=(user, ds2, mle), start_ms=t)
+    accessible = {churn.id: [snowflake, s3, dataset], fraud.id: [postgres, snowflake]}
+    end = now_ms - 60_000
+    step = max(1, (end - t) // 400)
+    while t < end - step:
+        t += rng.randint(step // 2, step * 3 // 2)
+        run, who = rng.choice(runs)
+        ds = rng.choice(accessible[run.project_id])
+        with dstrail.store.write() as tx:
+            record_event(
+                tx,
+                kind=EventKind.ACCESS_DATA_SOURCE,
+                data_source=ds,
+                actor=who,
+                now_ms=t,
+                run=run,
+                metadata=_access_metadata(rng, ds),
+            )
+        if t > now_ms - 20 * DAY_MS and legacy.is_active:
+            with dstrail.store.write() as tx:
+                legacy = ds_service.transfer_ownership(
+                    tx, data_source_id=legacy.id, new_owner_id=mle.id, actor=admin, now_ms=t + 1
+                )
+                legacy = ds_service.delete_data_source(
+                    tx, data_source_id=legacy.id, actor=mle, now_ms=t + 2
+                )
+        if t > now_ms - 3 * DAY_MS and snowflake.id in [s.id for s in accessible[fraud.id]]:
+            with dstrail.store.write() as tx:
+                ds_service.detach_from_project(
+                    tx, data_source_id=snowflake.id, project_id=fraud.id, actor=mle, now_ms=t + 1
+                )
+            accessible[fraud.id] = [postgres]
+    return admin_key
+
+
+def _start_runs(
+    dstrail: Dstrail,
+    rng: random.Random,
+    *,
+    churn: Project,
+    fraud: Project,
+    people: tuple[User, User, User],
+    start_ms: int,
+) -> list[tuple[Run, User]]:
+    user, ds2, mle = people
+    plans = (
+        (churn, user, RunType.WORKSPACE),
+        (churn, ds2, RunType.BATCH),
+        (churn, user, RunType.SCHEDULED),
+        (churn, ds2, RunType.APP),
+        (fraud, mle, RunType.WORKSPACE),
+        (fraud, user, RunType.LAUNCHER),
+        (fraud, mle, RunType.ENDPOINT),
+    )
+    runs = []
+    with dstrail.store.write() as tx:
+        for project, who, kind in plans:
+            run = run_service.start_run(
+                tx,
+                project=project,
+                user=who,
+                run_type=kind,
+                now_ms=start_ms + rng.randint(0, 3_600_000),
+            )
+            runs.append((run, who))
+    return runs
+
+
+def _access_metadata(rng: random.Random, ds: DataSource) -> dict[str, str]:
+    client = rng.choice(("Python", "Python", "Python", "R"))
+    if ds.data_source_type in ("PostgreSQLConfig", "SnowflakeConfig") and rng.random() < 0.7:
+        return {
+            "clientSource": client,
+            "operation": "query",
+            "queryDigest": f"{rng.getrandbits(256):064x}",
+        }
+    operation = rng.choice(("getDataSource", "objectKey", "objectKey", "listObjects"))
+    if ds.data_source_type in ("PostgreSQLConfig", "SnowflakeConfig"):
+        operation = "getDataSource"
+    metadata = {"clientSource": client, "operation": operation}
+    if operation == "objectKey":
+        metadata.update(
+            objectKey=f"data/part-{rng.randint(0, 40):04d}.parquet",
+            isReadWrite=rng.choice(("false", "false", "true")),
+        )
+    elif operation == "listObjects":
+        metadata["prefix"] = rng.choice(("data/", "models/", ""))
+    return metadata

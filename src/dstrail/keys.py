@@ -1,0 +1,44 @@
+"""The server's own secrets: the signing key and the credential-encryption key.
+
+Taken from the settings when set, otherwise created once in the data directory (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from dstrail.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Secrets the server needs at run time; never logged, never returned."""
+
+    signing_key: str
+    encryption_key: str
+
+
+def _read_or_create(path: Path, make: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(make)
+    return make
+
+
+def load_keys(settings: Settings) -> Keys:
+    """The keys from the settings, or from (new) files in the data directory."""
+    signing = settings.secret_key or _read_or_create(
+        settings.data_dir / "signing.key", secrets.token_urlsafe(48)
+    )
+    encryption = settings.encryption_key or _read_or_create(
+        settings.data_dir / "credentials.key", Fernet.generate_key().decode()
+    )
+    return Keys(signing_key=signing, encryption_key=encryption)

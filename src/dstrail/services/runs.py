@@ -1,0 +1,84 @@
+"""Runs and the tokens code inside them authenticates with."""
+
+from __future__ import annotations
+
+import jwt
+
+from dstrail.domain.ids import LOCAL_DATA_PLANE_ID, is_object_id, new_object_id
+from dstrail.domain.projects import Project, Run, RunType
+from dstrail.domain.users import User
+from dstrail.errors import Forbidden, InvalidInput, NotFound
+from dstrail.store import Repositories
+
+TOKEN_AUDIENCE = "dstrail-run"  # noqa: S105 - a JWT audience, not a secret
+TOKEN_LIFETIME_MS = 7 * 86_400_000
+
+
+def parse_run_type(value: str) -> RunType:
+    """The run type named ``value``; ``InvalidInput`` naming the accepted ones otherwise."""
+    try:
+        return RunType(value)
+    except ValueError:
+        accepted = ", ".join(kind.value for kind in RunType)
+        raise InvalidInput(f"type: unknown run type {value!r}; accepted: {accepted}") from None
+
+
+def start_run(
+    tx: Repositories,
+    *,
+    project: Project,
+    user: User,
+    run_type: RunType,
+    data_plane_id: str = LOCAL_DATA_PLANE_ID,
+    now_ms: int,
+) -> Run:
+    """Register a running execution of ``user`` in ``project``."""
+    if not is_object_id(data_plane_id):
+        raise InvalidInput(f"data plane: {data_plane_id!r} is not 24 lowercase hex characters")
+    if not project.is_member(user.id):
+        raise Forbidden(f"user {user.username!r} is not a member of project {project.name!r}")
+    run = Run(
+        id=new_object_id(),
+        run_type=run_type,
+        project_id=project.id,
+        user_id=user.id,
+        data_plane_id=data_plane_id,
+        started_at_ms=now_ms,
+        ended_at_ms=None,
+    )
+    tx.runs.add(run)
+    return run
+
+
+def stop_run(tx: Repositories, *, run_id: str, now_ms: int) -> Run:
+    """End a run; its id and token stop being accepted."""
+    run = tx.runs.by_id(run_id)
+    if run is None:
+        raise NotFound(f"run: no run with id {run_id!r}")
+    if not tx.runs.finish(run_id, now_ms=now_ms):
+        raise InvalidInput(f"run: {run_id!r} has already ended")
+    return run
+
+
+def issue_run_token(run: Run, *, signing_key: str, now_ms: int) -> str:
+    """A JWT naming the run and its user, for ``DOMINO_TOKEN_FILE``."""
+    claims = {
+        "sub": run.user_id,
+        "run_id": run.id,
+        "aud": TOKEN_AUDIENCE,
+        "iat": now_ms // 1000,
+        "exp": (now_ms + TOKEN_LIFETIME_MS) // 1000,
+    }
+    return jwt.encode(claims, signing_key, algorithm="HS256")
+
+
+def decode_run_token(token: str, *, signing_key: str) -> tuple[str, str] | None:
+    """(user id, run id) of a valid run token, else ``None``."""
+    try:
+        claims = jwt.decode(token, signing_key, algorithms=["HS256"], audience=TOKEN_AUDIENCE)
+    except jwt.PyJWTError:
+        return None
+    user_id, run_id = claims.get("sub"), claims.get("run_id")
+    if isinstance(user_id, str) and isinstance(run_id, str):
+        return user_id, run_id
+    return None

@@ -1,0 +1,52 @@
+"""Settings: one class, read from the environment (prefix ``DSTRAIL_``) and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("dstrail-data")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Unset values fall back to the data directory."""
+
+    model_config = SettingsConfigDict(env_prefix="DSTRAIL_", extra="forbid")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="where embedded data lives")
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///PATH or postgresql://...; default: SQLite under the data directory",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="signs run tokens and console sessions; default: a key file in the data dir",
+    )
+    encryption_key: str | None = Field(
+        default=None,
+        description="Fernet key that encrypts stored credentials; default: a key file in the data dir",
+    )
+    public_url: str | None = Field(
+        default=None, description="the base URL clients reach; used in signed URLs"
+    )
+    signed_url_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    checkpoint_every_events: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: int = Field(default=60, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        accepted = ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
+        if not value.startswith(accepted):
+            raise ValueError(f"unsupported database URL scheme; accepted: {', '.join(accepted)}")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to, defaulting to the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dstrail.sqlite3').resolve()}"

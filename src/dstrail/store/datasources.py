@@ -1,0 +1,234 @@
+"""Data sources, their permissions, projects and encrypted credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
+from dstrail.errors import Conflict
+from dstrail.store.schema import (
+    data_source_credentials,
+    data_source_projects,
+    data_source_users,
+    data_sources,
+)
+
+_COLUMNS = (
+    data_sources.c.id,
+    data_sources.c.name,
+    data_sources.c.display_name,
+    data_sources.c.description,
+    data_sources.c.data_source_type,
+    data_sources.c.auth_type,
+    data_sources.c.credential_type,
+    data_sources.c.config,
+    data_sources.c.owner_id,
+    data_sources.c.is_everyone,
+    data_sources.c.status,
+    data_sources.c.added_by,
+    data_sources.c.created_at,
+    data_sources.c.last_updated,
+    data_sources.c.last_updated_by,
+)
+
+
+class DataSourceRepository:
+    """Reads and writes data sources."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def by_id(self, data_source_id: str, *, for_update: bool = False) -> DataSource | None:
+        """One data source, deleted ones included; ``for_update`` locks its row."""
+        query = select(*_COLUMNS).where(data_sources.c.id == data_source_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._db.execute(query).first()
+        return self._hydrate([row])[0] if row else None
+
+    def active_by_name(self, name: str) -> DataSource | None:
+        """The active data source with this name."""
+        row = self._db.execute(
+            select(*_COLUMNS).where(
+                data_sources.c.name == name, data_sources.c.status == Status.ACTIVE.value
+            )
+        ).first()
+        return self._hydrate([row])[0] if row else None
+
+    def all(self, *, include_deleted: bool = False) -> list[DataSource]:
+        """All data sources by name."""
+        query = select(*_COLUMNS).order_by(data_sources.c.name, data_sources.c.created_at)
+        if not include_deleted:
+            query = query.where(data_sources.c.status == Status.ACTIVE.value)
+        return self._hydrate(list(self._db.execute(query)))
+
+    def names_ever_used(self, prefix: str = "", limit: int = 20) -> list[str]:
+        """Names of active and deleted data sources, for suggestions."""
+        query = (
+            select(data_sources.c.name)
+            .distinct()
+            .where(data_sources.c.name.startswith(prefix, autoescape=True))
+            .order_by(data_sources.c.name)
+            .limit(limit)
+        )
+        return list(self._db.scalars(query))
+
+    def _hydrate(self, rows: Sequence[Sequence[Any]]) -> list[DataSource]:
+        ids = [row[0] for row in rows]
+        users_of: dict[str, list[str]] = {i: [] for i in ids}
+        projects_of: dict[str, list[str]] = {i: [] for i in ids}
+        if ids:
+            for ds_id, user_id in self._db.execute(
+                select(data_source_users.c.data_source_id, data_source_users.c.user_id)
+                .where(data_source_users.c.data_source_id.in_(ids))
+                .order_by(data_source_users.c.user_id)
+            ):
+                users_of[ds_id].append(user_id)
+            for ds_id, project_id in self._db.execute(
+                select(data_source_projects.c.data_source_id, data_source_projects.c.project_id)
+                .where(data_source_projects.c.data_source_id.in_(ids))
+                .order_by(data_source_projects.c.project_id)
+            ):
+                projects_of[ds_id].append(project_id)
+        return [
+            DataSource(
+                id=row[0],
+                name=row[1],
+                display_name=row[2],
+                description=row[3],
+                data_source_type=row[4],
+                auth_type=row[5],
+                credential_type=CredentialType(row[6]),
+                config=orjson.loads(row[7]),
+                owner_id=row[8],
+                permissions=Permissions(is_everyone=bool(row[9]), user_ids=tuple(users_of[row[0]])),
+                project_ids=tuple(projects_of[row[0]]),
+                status=Status(row[10]),
+                added_by=row[11],
+                created_at_ms=row[12],
+                last_updated_ms=row[13],
+                last_updated_by=row[14],
+            )
+            for row in rows
+        ]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def add(self, ds: DataSource) -> None:
+        """Insert a data source; ``Conflict`` when an active one has the name."""
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(data_sources).values(
+                        id=ds.id,
+                        name=ds.name,
+                        display_name=ds.display_name,
+                        description=ds.description,
+                        data_source_type=ds.data_source_type,
+                        auth_type=ds.auth_type,
+                        credential_type=ds.credential_type.value,
+                        config=orjson.dumps(ds.config).decode(),
+                        owner_id=ds.owner_id,
+                        is_everyone=ds.permissions.is_everyone,
+                        status=ds.status.value,
+                        added_by=ds.added_by,
+                        created_at=ds.created_at_ms,
+                        last_updated=ds.last_updated_ms,
+                        last_updated_by=ds.last_updated_by,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"an active data source is already named {ds.name!r}") from None
+        self._set_users(ds.id, ds.permissions.user_ids)
+
+    def save(self, ds: DataSource) -> None:
+        """Write the mutable fields and the permissions of an existing data source."""
+        self._db.execute(
+            update(data_sources)
+            .where(data_sources.c.id == ds.id)
+            .values(
+                display_name=ds.display_name,
+                description=ds.description,
+                config=orjson.dumps(ds.config).decode(),
+                owner_id=ds.owner_id,
+                is_everyone=ds.permissions.is_everyone,
+                status=ds.status.value,
+                last_updated=ds.last_updated_ms,
+                last_updated_by=ds.last_updated_by,
+            )
+        )
+        self._db.execute(
+            delete(data_source_users).where(data_source_users.c.data_source_id == ds.id)
+        )
+        self._set_users(ds.id, ds.permissions.user_ids)
+
+    def _set_users(self, data_source_id: str, user_ids: tuple[str, ...]) -> None:
+        if user_ids:
+            self._db.execute(
+                insert(data_source_users),
+                [{"data_source_id": data_source_id, "user_id": uid} for uid in user_ids],
+            )
+
+    def attach_project(self, data_source_id: str, project_id: str) -> None:
+        """Link a data source to a project."""
+        self._db.execute(
+            insert(data_source_projects).values(
+                data_source_id=data_source_id, project_id=project_id
+            )
+        )
+
+    def detach_project(self, data_source_id: str, project_id: str) -> None:
+        """Unlink a data source from a project."""
+        self._db.execute(
+            delete(data_source_projects).where(
+                data_source_projects.c.data_source_id == data_source_id,
+                data_source_projects.c.project_id == project_id,
+            )
+        )
+
+    # -- credentials (ciphertext only; encryption lives in services.credentials) ---------------
+
+    def set_credentials(
+        self, data_source_id: str, user_id: str, ciphertext: str, *, now_ms: int
+    ) -> None:
+        """Store (replace) one set of encrypted credentials."""
+        self._db.execute(
+            delete(data_source_credentials).where(
+                data_source_credentials.c.data_source_id == data_source_id,
+                data_source_credentials.c.user_id == user_id,
+            )
+        )
+        self._db.execute(
+            insert(data_source_credentials).values(
+                data_source_id=data_source_id,
+                user_id=user_id,
+                ciphertext=ciphertext,
+                updated_at=now_ms,
+            )
+        )
+
+    def credentials(self, data_source_id: str, user_id: str) -> str | None:
+        """The encrypted credentials of a user (or ``SHARED_CREDENTIALS_USER``)."""
+        return self._db.scalar(
+            select(data_source_credentials.c.ciphertext).where(
+                data_source_credentials.c.data_source_id == data_source_id,
+                data_source_credentials.c.user_id == user_id,
+            )
+        )
+
+    def credential_holders(self, data_source_id: str) -> list[str]:
+        """Who has credentials stored for a data source."""
+        return list(
+            self._db.scalars(
+                select(data_source_credentials.c.user_id).where(
+                    data_source_credentials.c.data_source_id == data_source_id
+                )
+            )
+        )

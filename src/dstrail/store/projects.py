@@ -1,0 +1,76 @@
+"""Projects and their collaborators."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from dstrail.domain.projects import Project
+from dstrail.errors import Conflict
+from dstrail.store.schema import project_collaborators, projects
+
+
+class ProjectRepository:
+    """Reads and writes projects."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, project: Project, *, now_ms: int) -> None:
+        """Insert a project; ``Conflict`` when its owner already has one of that name."""
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(projects).values(
+                        id=project.id,
+                        name=project.name,
+                        owner_id=project.owner_id,
+                        created_at=now_ms,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"the owner already has a project named {project.name!r}") from None
+        if project.collaborator_ids:
+            self._db.execute(
+                insert(project_collaborators),
+                [{"project_id": project.id, "user_id": uid} for uid in project.collaborator_ids],
+            )
+
+    def by_id(self, project_id: str) -> Project | None:
+        """One project with its collaborators."""
+        row = self._db.execute(
+            select(projects.c.id, projects.c.name, projects.c.owner_id).where(
+                projects.c.id == project_id
+            )
+        ).first()
+        if row is None:
+            return None
+        collaborators = self._db.scalars(
+            select(project_collaborators.c.user_id)
+            .where(project_collaborators.c.project_id == project_id)
+            .order_by(project_collaborators.c.user_id)
+        ).all()
+        return Project(
+            id=row[0], name=row[1], owner_id=row[2], collaborator_ids=tuple(collaborators)
+        )
+
+    def by_name(self, name: str, *, owner_id: str | None = None) -> list[Project]:
+        """Projects with this name (of one owner when given)."""
+        query = select(projects.c.id).where(projects.c.name == name)
+        if owner_id is not None:
+            query = query.where(projects.c.owner_id == owner_id)
+        return [p for pid in self._db.scalars(query) if (p := self.by_id(pid)) is not None]
+
+    def names(self, project_ids: list[str]) -> dict[str, str]:
+        """Project names by id."""
+        if not project_ids:
+            return {}
+        rows = self._db.execute(
+            select(projects.c.id, projects.c.name).where(projects.c.id.in_(project_ids))
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def all(self) -> list[Project]:
+        """Every project, by name."""
+        ids = self._db.scalars(select(projects.c.id).order_by(projects.c.name, projects.c.id))
+        return [p for pid in list(ids) if (p := self.by_id(pid)) is not None]

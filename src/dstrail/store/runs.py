@@ -1,0 +1,73 @@
+"""Runs: the executions that access data sources."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from dstrail.domain.projects import Run, RunType
+from dstrail.store.schema import runs
+
+_COLUMNS = (
+    runs.c.id,
+    runs.c.run_type,
+    runs.c.project_id,
+    runs.c.user_id,
+    runs.c.data_plane_id,
+    runs.c.started_at,
+    runs.c.ended_at,
+)
+
+
+def _run(row: Sequence[Any]) -> Run:
+    return Run(
+        id=row[0],
+        run_type=RunType(row[1]),
+        project_id=row[2],
+        user_id=row[3],
+        data_plane_id=row[4],
+        started_at_ms=row[5],
+        ended_at_ms=row[6],
+    )
+
+
+class RunRepository:
+    """Reads and writes runs."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, run: Run) -> None:
+        """Insert a started run."""
+        self._db.execute(
+            insert(runs).values(
+                id=run.id,
+                run_type=run.run_type.value,
+                project_id=run.project_id,
+                user_id=run.user_id,
+                data_plane_id=run.data_plane_id,
+                started_at=run.started_at_ms,
+                ended_at=run.ended_at_ms,
+            )
+        )
+
+    def finish(self, run_id: str, *, now_ms: int) -> bool:
+        """Mark a running run ended; whether it was running."""
+        result = self._db.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.ended_at.is_(None))
+            .values(ended_at=now_ms)
+        )
+        return result.rowcount > 0
+
+    def by_id(self, run_id: str) -> Run | None:
+        """One run."""
+        row = self._db.execute(select(*_COLUMNS).where(runs.c.id == run_id)).first()
+        return _run(row) if row else None
+
+    def recent(self, limit: int = 100) -> list[Run]:
+        """The newest runs first."""
+        rows = self._db.execute(select(*_COLUMNS).order_by(runs.c.started_at.desc()).limit(limit))
+        return [_run(row) for row in rows]

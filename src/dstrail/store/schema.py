@@ -1,0 +1,135 @@
+"""Table definitions, used by queries. The migrations under ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("user_id", String(24), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("label", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("owner_id", String(24), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+project_collaborators = Table(
+    "project_collaborators",
+    metadata,
+    Column("project_id", String(24), primary_key=True),
+    Column("user_id", String(24), primary_key=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("run_type", String(16), nullable=False),
+    Column("project_id", String(24), nullable=False),
+    Column("user_id", String(24), nullable=False),
+    Column("data_plane_id", String(24), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+)
+
+data_sources = Table(
+    "data_sources",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("data_source_type", String(64), nullable=False),
+    Column("auth_type", String(64), nullable=False),
+    Column("credential_type", String(16), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("owner_id", String(24), nullable=False),
+    Column("is_everyone", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("added_by", String(24), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("last_updated_by", String(24), nullable=False),
+)
+
+data_source_users = Table(
+    "data_source_users",
+    metadata,
+    Column("data_source_id", String(24), primary_key=True),
+    Column("user_id", String(24), primary_key=True),
+)
+
+data_source_projects = Table(
+    "data_source_projects",
+    metadata,
+    Column("data_source_id", String(24), primary_key=True),
+    Column("project_id", String(24), primary_key=True),
+)
+
+SHARED_CREDENTIALS_USER = ""
+"""``user_id`` of the one shared service account of a ``Shared`` data source."""
+
+data_source_credentials = Table(
+    "data_source_credentials",
+    metadata,
+    Column("data_source_id", String(24), primary_key=True),
+    Column("user_id", String(24), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("event_kind", String(64), nullable=False),
+    Column("data_source_id", String(24), nullable=False),
+    Column("data_source_name", String(128), nullable=False),
+    Column("data_source_type", String(64), nullable=False),
+    Column("performed_by", String(24), nullable=False),
+    Column("performed_by_username", String(128), nullable=False),
+    Column("run_id", String(24), nullable=True),
+    Column("project_id", String(24), nullable=True),
+    Column("metadata", Text, nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+audit_daily_counts = Table(
+    "audit_daily_counts",
+    metadata,
+    Column("day", Integer, primary_key=True),
+    Column("event_kind", String(64), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -1,0 +1,94 @@
+"""Users and their API keys (stored as SHA-256 hashes only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dstrail.domain.users import Role, User
+from dstrail.errors import Conflict
+from dstrail.store.schema import api_keys, users
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(id=row[0], username=row[1], email=row[2], role=Role(row[3]))
+
+
+_USER_COLUMNS = (users.c.id, users.c.username, users.c.email, users.c.role)
+
+
+class UserRepository:
+    """Reads and writes users and API keys."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    def add(self, user: User, *, now_ms: int) -> None:
+        """Insert a user; ``Conflict`` when the username is taken."""
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(users).values(
+                        id=user.id,
+                        username=user.username,
+                        email=user.email,
+                        role=user.role.value,
+                        created_at=now_ms,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"username {user.username!r} is already taken") from None
+
+    def add_api_key(
+        self, *, key_id: str, user_id: str, key_hash: str, label: str, now_ms: int
+    ) -> None:
+        """Store the hash of a new API key."""
+        self._db.execute(
+            insert(api_keys).values(
+                id=key_id, user_id=user_id, key_hash=key_hash, label=label, created_at=now_ms
+            )
+        )
+
+    def revoke_api_key(self, *, key_id: str, user_id: str, now_ms: int) -> bool:
+        """Revoke one of a user's keys; whether it existed."""
+        result = self._db.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id)
+            .where(api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now_ms)
+        )
+        return result.rowcount > 0
+
+    def by_api_key_hash(self, key_hash: str) -> User | None:
+        """The user holding a live key with this hash."""
+        row = self._db.execute(
+            select(*_USER_COLUMNS)
+            .join(api_keys, api_keys.c.user_id == users.c.id)
+            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        ).first()
+        return _user(row) if row else None
+
+    def by_id(self, user_id: str) -> User | None:
+        """One user by id."""
+        row = self._db.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
+        return _user(row) if row else None
+
+    def by_username(self, username: str) -> User | None:
+        """One user by username."""
+        row = self._db.execute(select(*_USER_COLUMNS).where(users.c.username == username)).first()
+        return _user(row) if row else None
+
+    def by_ids(self, user_ids: list[str]) -> dict[str, User]:
+        """Users by id, for the ids that exist."""
+        if not user_ids:
+            return {}
+        rows = self._db.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
+        return {row[0]: _user(row) for row in rows}
+
+    def all(self) -> list[User]:
+        """Every user, by username."""
+        rows = self._db.execute(select(*_USER_COLUMNS).order_by(users.c.username))
+        return [_user(row) for row in rows]

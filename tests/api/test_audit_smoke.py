@@ -1,0 +1,29 @@
+"""End to end through HTTP: a change records its event and the audit API returns it."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.support import Login, data_source_body
+
+
+def test_create_is_audited_and_readable(client: TestClient, admin: Login, alice: Login) -> None:
+    created = client.post(
+        "/api/datasource/v1/datasources", json=data_source_body("s3-ds"), headers=alice.headers
+    )
+    assert created.status_code == 201, created.text
+    assert "credentials" not in created.json()
+    response = client.get("/api/datasource/v1/audit", headers=admin.headers)
+    assert response.status_code == 200
+    events = response.json()
+    assert [e["eventKind"] for e in events] == ["CreateDataSource"]
+    assert events[0]["metadata"] == {
+        "performedByUsername": "alice",
+        "credentialType": "Shared",
+        "isEveryone": "false",
+    }
+    assert set(events[0]) == {
+        "dataSourceId", "dataSourceName", "dataSourceType", "eventKind", "metadata",
+        "performedBy", "timestamp",
+    }
+    assert "s3cr3t" not in response.text

@@ -1,0 +1,73 @@
+"""Helpers shared by tests: a settable clock, users, and API headers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dstrail.context import Dstrail
+from dstrail.domain.users import Role, User
+from dstrail.services import users as user_service
+
+
+class SettableClock:
+    """A clock the test moves; starts at the real now."""
+
+    def __init__(self, now_ms: int | None = None) -> None:
+        self.now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> int:
+        """Move forward and return the new now."""
+        self.now_ms += ms
+        return self.now_ms
+
+
+@dataclass(frozen=True)
+class Login:
+    """A user with an API key and the headers that carry it."""
+
+    user: User
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Domino-Api-Key": self.api_key}
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+
+def make_user(dstrail: Dstrail, username: str, role: Role = Role.USER) -> Login:
+    """Create a user through the service and return their login."""
+    with dstrail.store.write() as tx:
+        user, api_key = user_service.create_user(
+            tx, username=username, email=f"{username}@example.com", role=role,
+            now_ms=dstrail.clock(),
+        )
+    return Login(user=user, api_key=api_key)
+
+
+def audit_count(dstrail: Dstrail) -> int:
+    """How many events the trail holds."""
+    with dstrail.store.read() as tx:
+        return tx.audit.size()
+
+
+def data_source_body(name: str, **overrides: Any) -> dict[str, Any]:
+    """A valid create body."""
+    body: dict[str, Any] = {
+        "name": name,
+        "dataSourceType": "S3Config",
+        "authType": "AWSIAMBasic",
+        "credentialType": "Shared",
+        "config": {"bucket": "b", "region": "us-east-1"},
+        "credentials": {"accessKeyID": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t-value"},
+        "permissions": {"isEveryone": False, "userIds": []},
+    }
+    body.update(overrides)
+    return body
