@@ -1,0 +1,210 @@
+"""Signed checkpoints: Ed25519 over (tree size, root hash, time), and their JSON form.
+
+The signed message is text, one field a line (see docs/integrity.md)::
+
+    dstrail-audit-checkpoint/v1
+    <tree size>
+    <root hash, 64 lowercase hex>
+    <timestamp, epoch milliseconds>
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from dstrail.domain.timestamps import format_ms
+from dstrail.errors import InvalidInput
+from dstrail.store import Store
+from dstrail.store.integrity import CheckpointPolicy, CheckpointRecord
+
+logger = logging.getLogger("dstrail.audit.checkpoints")
+
+MESSAGE_HEADER = "dstrail-audit-checkpoint/v1"
+ALGORITHM = "Ed25519"
+
+
+def checkpoint_message(tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+    """The exact bytes a checkpoint signature covers."""
+    return f"{MESSAGE_HEADER}\n{tree_size}\n{root_hash.hex()}\n{timestamp_ms}\n".encode()
+
+
+def new_private_key_text() -> str:
+    """A fresh Ed25519 private key, as the base64 of its 32-byte seed."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return base64.b64encode(raw).decode()
+
+
+def private_key_from_text(value: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from base64 of its 32-byte seed, or from PKCS#8 PEM."""
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise InvalidInput("audit signing key: the PEM key is not an Ed25519 key")
+        return key
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        # Never echo the value: it is a secret.
+        raise InvalidInput(
+            "audit signing key: not accepted; accepted: base64 of a 32-byte Ed25519 seed, or PEM"
+        )
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key_bytes(key: Ed25519PublicKey) -> bytes:
+    """The 32 raw bytes of a public key."""
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id_of(public_raw: bytes) -> str:
+    """A short name of a public key: the first 8 bytes of its SHA-256, in hex."""
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+class Ed25519CheckpointSigner:
+    """Signs checkpoints with the server's Ed25519 key (``repr`` shows no secret)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key = private_key.public_key()
+        self.public_raw = public_key_bytes(self.public_key)
+        self._key_id = key_id_of(self.public_raw)
+
+    def __repr__(self) -> str:
+        return f"Ed25519CheckpointSigner(key_id={self._key_id!r})"
+
+    @property
+    def key_id(self) -> str:
+        """A digest of the public key."""
+        return self._key_id
+
+    def sign(self, *, tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+        """The 64-byte signature of one checkpoint."""
+        return self._key.sign(checkpoint_message(tree_size, root_hash, timestamp_ms))
+
+    def public_key_document(self) -> dict[str, str]:
+        """The public key as the API and the CLI publish it."""
+        return public_key_document(self.public_raw)
+
+
+def public_key_document(public_raw: bytes) -> dict[str, str]:
+    """``{algorithm, keyId, publicKey (base64 raw), pem}``."""
+    pem = (
+        Ed25519PublicKey.from_public_bytes(public_raw)
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return {
+        "algorithm": ALGORITHM,
+        "keyId": key_id_of(public_raw),
+        "publicKey": base64.b64encode(public_raw).decode(),
+        "pem": pem,
+    }
+
+
+def public_key_from_text(value: str) -> bytes:
+    """Raw public key bytes from base64, PEM, or a public-key JSON document's fields."""
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_public_key(text.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidInput("public key: the PEM key is not an Ed25519 key")
+        return public_key_bytes(key)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidInput("public key: not accepted; accepted: base64 of 32 bytes, or PEM")
+    return raw
+
+
+def verify_signature(record: CheckpointRecord, public_raw: bytes) -> bool:
+    """Whether the checkpoint's signature is valid under this public key."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(
+            record.signature,
+            checkpoint_message(record.tree_size, record.root_hash, record.timestamp_ms),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def checkpoint_document(record: CheckpointRecord) -> dict[str, Any]:
+    """The JSON form of a checkpoint."""
+    return {
+        "treeSize": record.tree_size,
+        "rootHash": record.root_hash.hex(),
+        "timestamp": format_ms(record.timestamp_ms),
+        "timestampMs": record.timestamp_ms,
+        "keyId": record.key_id,
+        "algorithm": ALGORITHM,
+        "signature": base64.b64encode(record.signature).decode(),
+    }
+
+
+def checkpoint_from_document(document: Any) -> CheckpointRecord:
+    """The inverse of ``checkpoint_document``; ``InvalidInput`` naming what is wrong."""
+    if not isinstance(document, dict):
+        raise InvalidInput("checkpoint: expected a JSON object")
+    try:
+        return CheckpointRecord(
+            tree_size=int(document["treeSize"]),
+            root_hash=bytes.fromhex(str(document["rootHash"])),
+            timestamp_ms=int(document["timestampMs"]),
+            key_id=str(document["keyId"]),
+            signature=base64.b64decode(str(document["signature"]), validate=True),
+        )
+    except (KeyError, ValueError, TypeError, binascii.Error) as error:
+        raise InvalidInput(
+            f"checkpoint: not accepted ({error.__class__.__name__}: {error}); accepted: "
+            "treeSize, rootHash (hex), timestampMs, keyId, signature (base64)"
+        ) from None
+
+
+def checkpoint_policy(
+    signer: Ed25519CheckpointSigner, *, every_events: int, every_seconds: int
+) -> CheckpointPolicy:
+    """When appends sign checkpoints."""
+    return CheckpointPolicy(signer=signer, every_events=every_events, every_ms=every_seconds * 1000)
+
+
+def checkpoint_now(store: Store, *, now_ms: int) -> CheckpointRecord:
+    """Sign a checkpoint of the trail as it is (or return the latest when nothing changed)."""
+    with store.write() as tx:
+        return tx.integrity.checkpoint(now_ms=now_ms)
+
+
+def start_checkpoint_ticker(
+    store: Store, *, clock: Callable[[], int], every_seconds: int
+) -> threading.Event:
+    """A daemon thread that checkpoints every ``every_seconds`` when events arrived since the
+    last one (so idle periods are covered too). Set the returned event to stop it."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_seconds):
+            try:
+                checkpoint_now(store, now_ms=clock())
+            except Exception:  # the next tick retries; the server keeps serving
+                logger.exception("signing an audit checkpoint failed")
+
+    threading.Thread(target=tick, name="dstrail-checkpoints", daemon=True).start()
+    return stop

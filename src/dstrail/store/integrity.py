@@ -1,0 +1,378 @@
+"""The Merkle tree and signed checkpoints of the audit trail, in SQL.
+
+``extend_tree`` is called by ``AuditRepository.append`` (the one place events are written) in
+the same transaction, under the ``audit_head`` row lock that orders appenders. The hashing
+itself is pure code in ``dstrail.audit.merkle``; this module only stores and reads hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, select, text, tuple_
+
+from dstrail.audit import merkle
+from dstrail.errors import DstrailError, InvalidInput
+from dstrail.store.schema import audit_checkpoints, audit_events, audit_merkle_nodes
+
+T = TypeVar("T")
+
+
+class CheckpointSigner(Protocol):
+    """Signs checkpoints; implemented in ``dstrail.audit.checkpoints`` (the store holds no key)."""
+
+    @property
+    def key_id(self) -> str:
+        """Names the key (a digest of the public key)."""
+        ...
+
+    def sign(self, *, tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+        """The signature of one checkpoint."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When appends sign a checkpoint: every ``every_events`` events, or on the first append
+    when the last checkpoint is ``every_ms`` old."""
+
+    signer: CheckpointSigner
+    every_events: int
+    every_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A signed statement: the first ``tree_size`` events have this Merkle root."""
+
+    tree_size: int
+    root_hash: bytes
+    timestamp_ms: int
+    key_id: str
+    signature: bytes
+
+
+IntegrityRow = tuple[
+    str, str, str, str, str, str, int, int, str, str | None, str | None, bytes | None
+]
+"""An ``EventRow`` (dataSourceId, name, type, kind, metadata JSON, performedBy, ts ms, seq)
+followed by the stored performedByUsername, run id, project id and leaf hash."""
+
+_INTEGRITY_COLUMNS = (
+    audit_events.c.data_source_id,
+    audit_events.c.data_source_name,
+    audit_events.c.data_source_type,
+    audit_events.c.event_kind,
+    audit_events.c.metadata,
+    audit_events.c.performed_by,
+    audit_events.c.ts_ms,
+    audit_events.c.seq,
+    audit_events.c.performed_by_username,
+    audit_events.c.run_id,
+    audit_events.c.project_id,
+    audit_events.c.leaf_hash,
+)
+_CHECKPOINT_COLUMNS = (
+    audit_checkpoints.c.tree_size,
+    audit_checkpoints.c.root_hash,
+    audit_checkpoints.c.timestamp_ms,
+    audit_checkpoints.c.key_id,
+    audit_checkpoints.c.signature,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement in each driver's parameter style (``:name`` / ``%(name)s``)."""
+
+    sqlite: str
+    postgresql: str
+
+
+def statement(sql: str) -> Statement:
+    """A statement written with ``:name`` parameters."""
+    return Statement(sqlite=sql, postgresql=re.sub(r":(\w+)", r"%(\1)s", sql))
+
+
+class DriverCursor:
+    """Runs the append path's fixed statements on the transaction's own driver cursor.
+
+    An append is five or six statements; SQLAlchemy's execution layer costs tens of
+    microseconds each, more than the statements themselves, so the hot path skips it (same
+    connection, same transaction)."""
+
+    __slots__ = ("_cursor", "_driver", "_postgresql")
+
+    def __init__(self, connection: Connection) -> None:
+        self._cursor: Any = connection.connection.cursor()
+        self._driver: Any = connection.connection.driver_connection
+        self._postgresql = connection.dialect.name == "postgresql"
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Statements inside go to PostgreSQL without waiting for each answer (one round trip
+        for all, errors raised at the end of the block); on SQLite, a plain block."""
+        return self._driver.pipeline() if self._postgresql else nullcontext()
+
+    def execute(self, sql: Statement, params: dict[str, Any] | None = None) -> None:
+        """Run one statement."""
+        self._cursor.execute(sql.postgresql if self._postgresql else sql.sqlite, params or {})
+
+    def executemany(self, sql: Statement, params: list[dict[str, Any]]) -> None:
+        """Run one statement for each parameter set."""
+        self._cursor.executemany(sql.postgresql if self._postgresql else sql.sqlite, params)
+
+    def fetchone(self) -> tuple[Any, ...]:
+        """The next row of the last statement."""
+        row: tuple[Any, ...] = self._cursor.fetchone()
+        return row
+
+    def close(self) -> None:
+        """Release the driver cursor."""
+        self._cursor.close()
+
+
+_INSERT_NODE = statement(
+    "INSERT INTO audit_merkle_nodes (level, idx, hash) VALUES (:level, :idx, :hash)"
+)
+_SET_FRONTIER = statement("UPDATE audit_head SET frontier = :frontier WHERE id = 1")
+_SET_FRONTIER_AND_CHECKPOINT = statement(
+    "UPDATE audit_head SET frontier = :frontier, checkpoint_size = :size, checkpoint_ms = :ms "
+    "WHERE id = 1"
+)
+_SET_CHECKPOINT = statement(
+    "UPDATE audit_head SET checkpoint_size = :size, checkpoint_ms = :ms WHERE id = 1"
+)
+_INSERT_CHECKPOINT = statement(
+    "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature) "
+    "VALUES (:size, :root, :ms, :key_id, :signature)"
+)
+_LOCK_HEAD = text(
+    "UPDATE audit_head SET size = size WHERE id = 1 "
+    "RETURNING size, frontier, checkpoint_size, checkpoint_ms"
+)
+
+
+def extend_tree(
+    db: DriverCursor,
+    *,
+    size: int,
+    frontier: bytes | None,
+    leaf: bytes,
+    checkpoint_ms: int,
+    now_ms: int,
+    policy: CheckpointPolicy | None,
+) -> None:
+    """Add leaf number ``size`` (1-based: the event's seq) to the tree whose frontier before it
+    was ``frontier``: store the subtrees it completes, the new frontier and, when due, a
+    checkpoint. O(log n), reading no old rows. The caller holds the head row lock."""
+    before = merkle.unpack_frontier(frontier)
+    if len(before) != (size - 1).bit_count():
+        # A loader that wrote events around dstrail left the head without its frontier:
+        # refuse rather than extend a tree that no longer matches its events.
+        raise DstrailError(
+            f"the audit tree head is inconsistent (size {size - 1}, {len(before)} frontier "
+            "hashes); run `dstrail audit verify` (docs/integrity.md, bulk loaders)"
+        )
+    hashes, completed = merkle.append_leaf(before, size - 1, leaf)
+    if len(completed) == 1:
+        level, index, value = completed[0]
+        db.execute(_INSERT_NODE, {"level": level, "idx": index, "hash": value})
+    elif completed:
+        db.executemany(
+            _INSERT_NODE, [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed]
+        )
+    packed = merkle.pack_frontier(hashes)
+    if policy is not None and (
+        size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
+    ):
+        _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
+        db.execute(_SET_FRONTIER_AND_CHECKPOINT, {"frontier": packed, "size": size, "ms": now_ms})
+    else:
+        db.execute(_SET_FRONTIER, {"frontier": packed})
+
+
+def _sign(
+    db: DriverCursor, policy: CheckpointPolicy, *, size: int, root: bytes, now_ms: int
+) -> CheckpointRecord:
+    record = CheckpointRecord(
+        tree_size=size,
+        root_hash=root,
+        timestamp_ms=now_ms,
+        key_id=policy.signer.key_id,
+        signature=policy.signer.sign(tree_size=size, root_hash=root, timestamp_ms=now_ms),
+    )
+    db.execute(
+        _INSERT_CHECKPOINT,
+        {
+            "size": record.tree_size,
+            "root": record.root_hash,
+            "ms": record.timestamp_ms,
+            "key_id": record.key_id,
+            "signature": record.signature,
+        },
+    )
+    return record
+
+
+def _record(values: Sequence[Any]) -> CheckpointRecord:
+    return CheckpointRecord(
+        tree_size=int(values[0]),
+        root_hash=bytes(values[1]),
+        timestamp_ms=int(values[2]),
+        key_id=str(values[3]),
+        signature=bytes(values[4]),
+    )
+
+
+class IntegrityRepository:
+    """Reads the tree (roots, proofs, checkpoints) and signs checkpoints on demand."""
+
+    def __init__(self, connection: Connection, policy: CheckpointPolicy | None = None) -> None:
+        self._db = connection
+        self._policy = policy
+
+    # Checkpoints ---------------------------------------------------------------------------
+
+    def checkpoint(self, *, now_ms: int) -> CheckpointRecord:
+        """A checkpoint of the tree as it is: the existing one when nothing was appended since,
+        else a new one signed now (under the head lock, so it orders with appends)."""
+        size, frontier, checkpoint_size, _ = self._db.execute(_LOCK_HEAD).one()
+        if size == checkpoint_size:
+            existing = self.checkpoint_at(int(size))
+            if existing is not None:
+                return existing
+        if self._policy is None:
+            raise DstrailError("no checkpoint signing key is configured")
+        root = merkle.root_of_frontier(merkle.unpack_frontier(frontier))
+        cursor = DriverCursor(self._db)
+        try:
+            record = _sign(cursor, self._policy, size=int(size), root=root, now_ms=now_ms)
+            cursor.execute(_SET_CHECKPOINT, {"size": size, "ms": now_ms})
+        finally:
+            cursor.close()
+        return record
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The checkpoint of the largest tree."""
+        row = self._db.execute(
+            select(*_CHECKPOINT_COLUMNS).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
+        ).first()
+        return _record(row) if row else None
+
+    def checkpoint_at(self, tree_size: int) -> CheckpointRecord | None:
+        """The checkpoint of exactly ``tree_size`` events."""
+        row = self._db.execute(
+            select(*_CHECKPOINT_COLUMNS).where(audit_checkpoints.c.tree_size == tree_size)
+        ).first()
+        return _record(row) if row else None
+
+    def checkpoint_covering(self, seq: int) -> CheckpointRecord | None:
+        """The smallest checkpoint that includes event ``seq``."""
+        row = self._db.execute(
+            select(*_CHECKPOINT_COLUMNS)
+            .where(audit_checkpoints.c.tree_size >= seq)
+            .order_by(audit_checkpoints.c.tree_size)
+            .limit(1)
+        ).first()
+        return _record(row) if row else None
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        """Every checkpoint, smallest tree first."""
+        rows = self._db.execute(
+            select(*_CHECKPOINT_COLUMNS).order_by(audit_checkpoints.c.tree_size)
+        )
+        return [_record(row) for row in rows]
+
+    # The tree ------------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, list[bytes]]:
+        """(size, frontier) as the head row says."""
+        size, frontier = self._db.execute(
+            text("SELECT size, frontier FROM audit_head WHERE id = 1")
+        ).one()
+        return int(size), merkle.unpack_frontier(frontier)
+
+    def nodes(self, wanted: set[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        """Stored hashes of perfect subtrees (level 0: the events' leaf hashes)."""
+        found: dict[merkle.NodeId, bytes] = {}
+        leaves = sorted(index + 1 for level, index in wanted if level == 0)
+        if leaves:
+            rows = self._db.execute(
+                select(audit_events.c.seq, audit_events.c.leaf_hash).where(
+                    audit_events.c.seq.in_(leaves)
+                )
+            )
+            for seq, value in rows:
+                if value is not None:
+                    found[(0, int(seq) - 1)] = bytes(value)
+        inner = sorted(node for node in wanted if node[0] > 0)
+        if inner:
+            node_rows = self._db.execute(
+                select(
+                    audit_merkle_nodes.c.level, audit_merkle_nodes.c.idx, audit_merkle_nodes.c.hash
+                ).where(tuple_(audit_merkle_nodes.c.level, audit_merkle_nodes.c.idx).in_(inner))
+            )
+            for level, index, value in node_rows:
+                found[(int(level), int(index))] = bytes(value)
+        return found
+
+    def _compute(self, compute: Callable[[merkle.NodeReader], T]) -> T:
+        stored = self.nodes(merkle.nodes_needed(compute))
+
+        def read(level: int, index: int) -> bytes:
+            try:
+                return stored[(level, index)]
+            except KeyError:
+                raise DstrailError(
+                    f"the Merkle tree misses node (level {level}, index {index}); "
+                    "run `dstrail audit verify`"
+                ) from None
+
+        return compute(read)
+
+    def _check_size(self, tree_size: int) -> None:
+        size, _ = self.head()
+        if not 0 <= tree_size <= size:
+            raise InvalidInput(f"treeSize: {tree_size} is not accepted; accepted: 0 to {size}")
+
+    def root(self, tree_size: int) -> bytes:
+        """The root of the first ``tree_size`` events."""
+        self._check_size(tree_size)
+        return self._compute(lambda read: merkle.tree_root(tree_size, read))
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
+        """The audit path of event ``seq`` in the tree of ``tree_size`` events."""
+        self._check_size(tree_size)
+        if not 1 <= seq <= tree_size:
+            raise InvalidInput(f"seq: {seq} is not accepted; accepted: 1 to {tree_size}")
+        return self._compute(lambda read: merkle.inclusion_proof(seq - 1, tree_size, read))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The proof that the tree of ``second`` events extends that of ``first``."""
+        self._check_size(second)
+        if not 0 <= first <= second:
+            raise InvalidInput(f"first: {first} is not accepted; accepted: 0 to {second}")
+        return self._compute(lambda read: merkle.consistency_proof(first, second, read))
+
+    # Reading events for verification and export ------------------------------------------
+
+    def events_after(self, seq: int, *, limit: int) -> list[IntegrityRow]:
+        """Up to ``limit`` events with a larger seq, in seq order, with their stored hashes."""
+        rows = self._db.execute(
+            select(*_INTEGRITY_COLUMNS)
+            .where(audit_events.c.seq > seq)
+            .order_by(audit_events.c.seq)
+            .limit(limit)
+        )
+        return [tuple(row) for row in rows]
+
+    def leaf_hashes(self, seqs: list[int]) -> dict[int, bytes | None]:
+        """The stored leaf hash of each of these events."""
+        rows = self._db.execute(
+            select(audit_events.c.seq, audit_events.c.leaf_hash).where(audit_events.c.seq.in_(seqs))
+        )
+        return {int(seq): (bytes(value) if value is not None else None) for seq, value in rows}
