@@ -1,0 +1,48 @@
+"""Serving a granted object-store access: signed URLs and listings, by data source type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dstrail.proxy import datasets, s3
+from dstrail.proxy.signing import sign_dataset_url
+from dstrail.services.access import Grant
+
+
+def signed_url(
+    grant: Grant,
+    *,
+    key: str,
+    write: bool,
+    base_url: str,
+    signing_key: str,
+    now_ms: int,
+    ttl_s: int,
+) -> str:
+    """A short-lived URL the client GETs (or PUTs, for ``write``) directly."""
+    ds = grant.data_source
+    if ds.data_source_type == "DatasetConfig":
+        return sign_dataset_url(
+            base_url,
+            signing_key=signing_key,
+            method="PUT" if write else "GET",
+            data_source_id=ds.id,
+            key=key,
+            now_s=now_ms // 1000,
+            ttl_s=ttl_s,
+        )
+    return s3.presigned_url(
+        ds.data_source_type, grant.config, grant.credentials or {}, key=key, write=write,
+        ttl_s=ttl_s,
+    )  # fmt: skip
+
+
+def list_keys(grant: Grant, *, prefix: str, page_size: int, data_dir: Path) -> list[str]:
+    """The keys under ``prefix``."""
+    ds = grant.data_source
+    if ds.data_source_type == "DatasetConfig":
+        return datasets.list_keys(data_dir, ds.id, prefix, page_size)
+    return s3.list_keys(
+        ds.data_source_type, grant.config, grant.credentials or {}, prefix=prefix,
+        page_size=page_size,
+    )  # fmt: skip

@@ -1,0 +1,476 @@
+"""Code reaching data sources: every access decision and its audit event in one transaction.
+
+The rules (SPEC sections 2 and 4):
+
+- the caller may use the data source (owner, listed user, or a data source for everyone);
+- a run id is accepted only from the user who started that run, or with that run's own token,
+  and only while the run is running; the run keys of the event (``runType``, ``projectId``,
+  ``runId``, ``dataPlaneId``) come from the run dstrail knows, never from the caller;
+- a refused attempt raises ``AccessRefused``; the entry point rolls back, records the refusal
+  with ``record_refusal`` in a transaction of its own, commits it and answers 403;
+- access from outside any run is recorded without run keys.
+
+Overwrites sent by the client: ``configOverwrites`` may only change settings that do not move
+the connection to another target (``datetimePrecision``); anything else is refused with 400, so
+nobody can point the owner's shared credentials at a host, bucket or database of their choosing.
+``credentialOverwrites`` are the caller's own secrets: when given they replace (never merge
+with) the stored credentials, reach only the configured target, and are never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from dstrail.audit.recorder import record_event
+from dstrail.domain.datasources import CredentialType, DataSource, can_manage, can_see, can_use
+from dstrail.domain.events import EventKind
+from dstrail.domain.projects import Run
+from dstrail.domain.users import User
+from dstrail.errors import Forbidden, InvalidInput, NotFound
+from dstrail.services.auth import Caller
+from dstrail.services.credentials import (
+    CredentialVault,
+    credentials_for,
+    store_credentials,
+    validate_credentials,
+)
+from dstrail.store import Repositories
+
+OBJECT_STORE_TYPES = frozenset({"DatasetConfig", "S3Config", "GenericS3Config"})
+"""Types served through signed URLs and listings."""
+
+TABULAR_TYPES = frozenset({"PostgreSQLConfig", "MySQLConfig", "MariaDBConfig"})
+"""Types served through Arrow Flight queries."""
+
+NO_CREDENTIAL_TYPES = frozenset({"DatasetConfig"})
+"""Types whose files dstrail keeps itself: no credentials involved."""
+
+SAFE_CONFIG_OVERWRITES = frozenset({"datetimePrecision"})
+"""Config keys a caller may overwrite: none of them changes where the connection goes."""
+
+MAX_OBJECT_KEY = 1024
+MAX_PAGE_SIZE = 10_000
+KNOWN_CLIENT_SOURCES = ("Python", "R")
+_CLIENT_SOURCE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class Operation:
+    """The ``operation`` metadata values."""
+
+    GET_DATA_SOURCE = "getDataSource"
+    OBJECT_KEY = "objectKey"
+    LIST_OBJECTS = "listObjects"
+    QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaim:
+    """What the caller says about where it runs: checked, never trusted alone."""
+
+    run_id: str | None
+    client_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An allowed, recorded access: what the data path needs to serve it."""
+
+    data_source: DataSource
+    user: User
+    run: Run | None
+    credentials: dict[str, str] | None
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class AccessRefused(Forbidden):
+    """A refused access; ``record_refusal`` writes it down in its own transaction."""
+
+    def __init__(
+        self, message: str, *, data_source: DataSource, actor: User, metadata: dict[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.data_source = data_source
+        self.actor = actor
+        self.metadata = metadata
+
+
+def client_source_of(header: str | None, user_agent: str | None = None) -> str:
+    """``X-Domino-Client-Source`` when sane; else guessed from the user agent."""
+    if header and _CLIENT_SOURCE.match(header):
+        return header
+    agent = (user_agent or "").lower()
+    if "httr" in agent or "r-curl" in agent:
+        return "R"
+    if "python" in agent or "grpc" in agent:
+        return "Python"
+    return "Unknown"
+
+
+def query_digest(sql: str) -> str:
+    """SHA-256 of the SQL text, hex: what the trail keeps instead of the query."""
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+# -- decisions ---------------------------------------------------------------------------------
+
+
+def _decide(
+    tx: Repositories,
+    *,
+    caller: Caller,
+    data_source: DataSource,
+    claim: AccessClaim,
+    details: dict[str, str],
+) -> Run | None:
+    """The run this access belongs to; ``AccessRefused`` when it may not happen."""
+    user = caller.user
+    refusal = {"clientSource": claim.client_source, **details}
+    if claim.run_id:
+        refusal["claimedRunId"] = claim.run_id[:64]
+    if not can_use(data_source, user):
+        raise AccessRefused(
+            f"user {user.username!r} may not use data source {data_source.name!r}",
+            data_source=data_source,
+            actor=user,
+            metadata={**refusal, "reason": "notPermitted"},
+        )
+    run = _run_of(tx, caller=caller, claimed_run_id=claim.run_id)
+    problem = _run_problem(caller=caller, run=run, claimed_run_id=claim.run_id)
+    if problem is not None:
+        reason, message = problem
+        raise AccessRefused(
+            message, data_source=data_source, actor=user, metadata={**refusal, "reason": reason}
+        )
+    return run
+
+
+def _run_of(tx: Repositories, *, caller: Caller, claimed_run_id: str | None) -> Run | None:
+    if not claimed_run_id:
+        return caller.token_run
+    if caller.token_run is not None and caller.token_run.id == claimed_run_id:
+        return caller.token_run
+    return tx.runs.by_id(claimed_run_id)
+
+
+def _run_problem(
+    *, caller: Caller, run: Run | None, claimed_run_id: str | None
+) -> tuple[str, str] | None:
+    token_run = caller.token_run
+    if claimed_run_id and token_run is not None and token_run.id != claimed_run_id:
+        return "runTokenMismatch", (
+            f"run {claimed_run_id!r} does not match the run of the token ({token_run.id!r})"
+        )
+    if claimed_run_id and run is None:
+        return "unknownRun", f"run {claimed_run_id!r} is not known"
+    if run is None:
+        return None
+    if run.user_id != caller.user.id:
+        return "runOfAnotherUser", (
+            f"run {run.id!r} was not started by user {caller.user.username!r}"
+        )
+    if not run.is_running:
+        return "runEnded", f"run {run.id!r} has ended"
+    return None
+
+
+def _record_access(
+    tx: Repositories,
+    *,
+    grant_to: User,
+    data_source: DataSource,
+    run: Run | None,
+    claim: AccessClaim,
+    details: dict[str, str],
+    now_ms: int,
+) -> None:
+    record_event(
+        tx,
+        kind=EventKind.ACCESS_DATA_SOURCE,
+        data_source=data_source,
+        actor=grant_to,
+        now_ms=now_ms,
+        run=run,
+        metadata={"clientSource": claim.client_source, **details},
+    )
+
+
+def record_refusal(tx: Repositories, *, refusal: AccessRefused, now_ms: int) -> None:
+    """Write down a refused access (``AccessDataSourceRefused``); the caller commits it."""
+    record_event(
+        tx,
+        kind=EventKind.ACCESS_REFUSED,
+        data_source=refusal.data_source,
+        actor=refusal.actor,
+        now_ms=now_ms,
+        metadata=refusal.metadata,
+    )
+
+
+# -- lookups -----------------------------------------------------------------------------------
+
+
+def _active_by_id(tx: Repositories, data_source_id: object) -> DataSource:
+    ds = tx.data_sources.by_id(data_source_id) if isinstance(data_source_id, str) else None
+    if ds is None or not ds.is_active:
+        raise NotFound(f"no data source with id {data_source_id!r}")
+    return ds
+
+
+def look_up(
+    tx: Repositories, *, caller: Caller, name: str, claim: AccessClaim, now_ms: int
+) -> tuple[DataSource, dict[str, User]]:
+    """The data source named ``name`` for code that will use it; records ``getDataSource``.
+
+    Returns the data source and the users its JSON document names (owner, creator).
+    """
+    ds = tx.data_sources.active_by_name(name)
+    if ds is None:
+        raise NotFound(f"no data source named {name!r}")
+    details = {"operation": Operation.GET_DATA_SOURCE}
+    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
+    _record_access(
+        tx, grant_to=caller.user, data_source=ds, run=run, claim=claim, details=details,
+        now_ms=now_ms,
+    )  # fmt: skip
+    users = {caller.user.id: caller.user}
+    missing = sorted({ds.owner_id, ds.added_by} - set(users))
+    if missing:
+        users.update(tx.users.by_ids(missing))
+    return ds, users
+
+
+# -- the data path -----------------------------------------------------------------------------
+
+
+def _checked_overwrites(
+    ds: DataSource, config_overwrites: object, credential_overwrites: object
+) -> tuple[dict[str, str], dict[str, str] | None]:
+    config = dict(ds.config)
+    if config_overwrites:
+        if not isinstance(config_overwrites, dict):
+            raise InvalidInput("configOverwrites: must be an object of string values")
+        for key, value in config_overwrites.items():
+            if key not in SAFE_CONFIG_OVERWRITES or not isinstance(value, str):
+                raise InvalidInput(
+                    f"configOverwrites: {key!r} cannot be overwritten: the data source's "
+                    "target is set by its owner; accepted: " + ", ".join(SAFE_CONFIG_OVERWRITES)
+                )
+            config[key] = value
+    credentials = None
+    if credential_overwrites and ds.data_source_type not in NO_CREDENTIAL_TYPES:
+        credentials = validate_credentials(credential_overwrites, field="credentialOverwrites")
+    return config, credentials
+
+
+def _credentials(
+    tx: Repositories, vault: CredentialVault, *, ds: DataSource, user: User
+) -> dict[str, str]:
+    stored = credentials_for(tx, vault, data_source=ds, user=user)
+    if stored is not None:
+        return stored
+    if ds.credential_type is CredentialType.INDIVIDUAL:
+        raise InvalidInput(
+            f"data source {ds.name!r} uses Individual credentials and user {user.username!r} "
+            f"has none stored; store yours with PUT /api/datasource/v1/datasources/{ds.id}"
+            "/credentials, or ask an operator to run `dstrail datasources credentials set "
+            f"{ds.name} --user {user.username} --field username=... --field password`"
+        )
+    raise InvalidInput(
+        f"data source {ds.name!r} has no shared credentials stored; its owner sets them with "
+        f"PUT /api/datasource/v1/datasources/{ds.id}/credentials"
+    )
+
+
+def _grant(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    caller: Caller,
+    data_source_id: str,
+    types: frozenset[str],
+    kind: str,
+    claim: AccessClaim,
+    details: dict[str, str],
+    config_overwrites: object,
+    credential_overwrites: object,
+    now_ms: int,
+) -> Grant:
+    ds = _active_by_id(tx, data_source_id)
+    if ds.data_source_type not in types:
+        raise InvalidInput(
+            f"data source {ds.name!r} is a {ds.data_source_type}, not {kind}; accepted: "
+            + ", ".join(sorted(types))
+        )
+    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
+    config, overwritten = _checked_overwrites(ds, config_overwrites, credential_overwrites)
+    credentials: dict[str, str] | None = None
+    if overwritten is not None:
+        credentials = overwritten
+        details = {**details, "credentialSource": "caller"}
+    elif ds.data_source_type not in NO_CREDENTIAL_TYPES:
+        credentials = _credentials(tx, vault, ds=ds, user=caller.user)
+    _record_access(
+        tx, grant_to=caller.user, data_source=ds, run=run, claim=claim, details=details,
+        now_ms=now_ms,
+    )  # fmt: skip
+    return Grant(data_source=ds, user=caller.user, run=run, credentials=credentials, config=config)
+
+
+def check_object_key(key: object, *, field: str = "objectKey") -> str:
+    """A relative object key without empty, ``.`` or ``..`` segments; ``InvalidInput`` else."""
+    if not isinstance(key, str) or not key or len(key) > MAX_OBJECT_KEY:
+        raise InvalidInput(f"{field}: must be 1 to {MAX_OBJECT_KEY} characters")
+    if key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidInput(f"{field}: {key!r} must be relative, with '/' separators")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidInput(f"{field}: {key!r} has an empty, '.' or '..' segment")
+    return key
+
+
+def grant_object_key(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    caller: Caller,
+    data_source_id: str,
+    object_key: str,
+    is_read_write: bool,
+    claim: AccessClaim,
+    config_overwrites: object = None,
+    credential_overwrites: object = None,
+    now_ms: int,
+) -> Grant:
+    """Allow (and record) one signed URL for ``object_key``; records ``objectKey``."""
+    key = check_object_key(object_key)
+    details = {
+        "operation": Operation.OBJECT_KEY,
+        "objectKey": key,
+        "isReadWrite": "true" if is_read_write else "false",
+    }
+    return _grant(
+        tx, vault, caller=caller, data_source_id=data_source_id, types=OBJECT_STORE_TYPES,
+        kind="an object store", claim=claim, details=details,
+        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
+        now_ms=now_ms,
+    )  # fmt: skip
+
+
+def grant_listing(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    caller: Caller,
+    data_source_id: str,
+    prefix: str,
+    claim: AccessClaim,
+    config_overwrites: object = None,
+    credential_overwrites: object = None,
+    now_ms: int,
+) -> Grant:
+    """Allow (and record) listing the keys under ``prefix``; records ``listObjects``."""
+    if not isinstance(prefix, str) or len(prefix) > MAX_OBJECT_KEY or "\x00" in prefix:
+        raise InvalidInput(f"prefix: must be a string of at most {MAX_OBJECT_KEY} characters")
+    details = {"operation": Operation.LIST_OBJECTS, "prefix": prefix}
+    return _grant(
+        tx, vault, caller=caller, data_source_id=data_source_id, types=OBJECT_STORE_TYPES,
+        kind="an object store", claim=claim, details=details,
+        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
+        now_ms=now_ms,
+    )  # fmt: skip
+
+
+def grant_query(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    caller: Caller,
+    data_source_id: str,
+    sql: str,
+    claim: AccessClaim,
+    config_overwrites: object = None,
+    credential_overwrites: object = None,
+    now_ms: int,
+) -> Grant:
+    """Allow (and record) one query; the trail keeps its SHA-256 (``queryDigest``), not the SQL."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidInput("sqlQuery: must be a non-empty SQL statement")
+    details = {"operation": Operation.QUERY, "queryDigest": query_digest(sql)}
+    return _grant(
+        tx, vault, caller=caller, data_source_id=data_source_id, types=TABULAR_TYPES,
+        kind="a tabular data source", claim=claim, details=details,
+        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
+        now_ms=now_ms,
+    )  # fmt: skip
+
+
+# -- storing credentials -----------------------------------------------------------------------
+
+
+def set_credentials(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    data_source_id: str,
+    actor: User,
+    holder_id: str | None,
+    credentials: object,
+    now_ms: int,
+    via: str,
+) -> dict[str, object]:
+    """Store credentials; records ``DataSourceCredentialsUpdated`` (field names, no values).
+
+    ``Individual``: the holder (default: the actor) stores their own; only a SysAdmin stores
+    someone else's. ``Shared``: the owner or a SysAdmin sets the one service account.
+    Returns a summary without any secret.
+    """
+    data_source = tx.data_sources.by_id(data_source_id)
+    if data_source is None or not data_source.is_active or not can_see(data_source, actor):
+        raise NotFound(f"no data source with id {data_source_id!r}")
+    values = validate_credentials(credentials)
+    metadata = {"credentialType": data_source.credential_type.value, "via": via}
+    if data_source.credential_type is CredentialType.SHARED:
+        if holder_id is not None and holder_id != actor.id:
+            raise InvalidInput(
+                f"userId: data source {data_source.name!r} uses Shared credentials, "
+                "which belong to no user; leave userId out"
+            )
+        if not can_manage(data_source, actor):
+            raise Forbidden(
+                f"only the owner of {data_source.name!r} or a SysAdmin may set its shared "
+                "credentials"
+            )
+        owner = actor
+    else:
+        owner = actor
+        if holder_id is not None and holder_id != actor.id:
+            if not actor.is_admin:
+                raise Forbidden("users store their own Individual credentials only")
+            found = tx.users.by_id(holder_id)
+            if found is None:
+                raise InvalidInput(f"userId: no user with id {holder_id!r}")
+            owner = found
+        if not can_use(data_source, owner):
+            raise Forbidden(f"user {owner.username!r} may not use data source {data_source.name!r}")
+        metadata["credentialUserId"] = owner.id
+    store_credentials(
+        tx, vault, data_source=data_source, user=owner, credentials=values, now_ms=now_ms
+    )
+    metadata["fields"] = ",".join(sorted(values))
+    record_event(
+        tx,
+        kind=EventKind.UPDATE_CREDENTIALS,
+        data_source=data_source,
+        actor=actor,
+        now_ms=now_ms,
+        metadata=metadata,
+    )
+    summary: dict[str, object] = {
+        "dataSourceId": data_source.id,
+        "credentialType": data_source.credential_type.value,
+        "fields": sorted(values),
+    }
+    if data_source.credential_type is CredentialType.INDIVIDUAL:
+        summary["userId"] = owner.id
+    return summary

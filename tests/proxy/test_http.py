@@ -1,0 +1,143 @@
+"""The proxy's HTTP edges, in process: authentication, signed URLs, overwrites, credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from dstrail.context import Dstrail
+from tests.support import Login, SettableClock, audit_count, data_source_body
+
+V1 = "/api/datasource/v1/datasources"
+
+
+def _create(client: TestClient, owner: Login, name: str, **overrides: Any) -> dict[str, Any]:
+    response = client.post(V1, json=data_source_body(name, **overrides), headers=owner.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _dataset(client: TestClient, owner: Login, name: str = "files") -> dict[str, Any]:
+    return _create(
+        client, owner, name, dataSourceType="DatasetConfig", authType="NoAuth", config={},
+        credentials=None, permissions={"isEveryone": True, "userIds": []},
+    )  # fmt: skip
+
+
+def _key(client: TestClient, login: Login, ds_id: str, key: str, write: bool, **extra: Any) -> Any:
+    body = {"datasourceId": ds_id, "objectKey": key, "isReadWrite": write, **extra}
+    return client.post("/objectstore/key", json=body, headers=login.headers)
+
+
+def test_proxy_calls_need_a_credential(client: TestClient, dstrail: Dstrail) -> None:
+    before = audit_count(dstrail)
+    response = client.post("/objectstore/key", json={"datasourceId": "x", "objectKey": "k"})
+    assert response.status_code == 401
+    assert set(response.json()) == {"errorType", "subType", "rawError"}
+    assert client.head("/objectstore/metric?t=S3Config&b=1&m=read").status_code == 401
+    assert audit_count(dstrail) == before
+
+
+def test_metrics_are_acknowledged_not_audited(
+    client: TestClient, dstrail: Dstrail, alice: Login
+) -> None:
+    before = audit_count(dstrail)
+    response = client.head("/objectstore/metric?t=S3Config&b=42&m=write", headers=alice.headers)
+    assert response.status_code == 200
+    assert audit_count(dstrail) == before
+
+
+def test_signed_urls_allow_one_method_until_they_expire(
+    client: TestClient, alice: Login, clock: SettableClock, dstrail: Dstrail
+) -> None:
+    ds = _dataset(client, alice)
+    put_url = _key(client, alice, ds["id"], "dir/a.txt", True).json()
+    assert client.put(put_url, content=b"hello").status_code == 200
+    get_url = _key(client, alice, ds["id"], "dir/a.txt", False).json()
+    assert client.get(get_url).content == b"hello"
+    assert client.get(get_url, headers={"Range": "bytes=1-2"}).content == b"el"
+    wrong_method = client.get(put_url)
+    assert wrong_method.status_code == 403
+    assert "signed for PUT" in wrong_method.json()["rawError"]
+    tampered = client.get(get_url.replace("dir/a.txt", "dir/b.txt"))
+    assert tampered.status_code == 403
+    assert "signature" in tampered.json()["rawError"]
+    clock.advance((dstrail.settings.signed_url_ttl_seconds + 1) * 1000)
+    expired = client.get(get_url)
+    assert expired.status_code == 403
+    assert "expired" in expired.json()["rawError"]
+
+
+def test_object_keys_stay_inside_the_data_source(
+    client: TestClient, alice: Login, dstrail: Dstrail
+) -> None:
+    ds = _dataset(client, alice)
+    before = audit_count(dstrail)
+    for key in ("../escape.txt", "/etc/passwd", "a//b", "a/./b", ""):
+        response = _key(client, alice, ds["id"], key, True)
+        assert response.status_code == 400, key
+        assert response.json()["errorType"] == "InvalidInput"
+    assert audit_count(dstrail) == before
+
+
+def test_config_overwrites_cannot_move_the_target(
+    client: TestClient, alice: Login, dstrail: Dstrail
+) -> None:
+    ds = _create(client, alice, "s3")
+    before = audit_count(dstrail)
+    response = _key(
+        client, alice, ds["id"], "k", False, configOverwrites={"bucket": "someone-elses"}
+    )
+    assert response.status_code == 400
+    assert "'bucket' cannot be overwritten" in response.json()["rawError"]
+    assert audit_count(dstrail) == before
+
+
+def test_wrong_kinds_and_unknown_ids(client: TestClient, alice: Login) -> None:
+    pg = _create(
+        client, alice, "pg", dataSourceType="PostgreSQLConfig", authType="Basic",
+        config={"host": "127.0.0.1"}, credentials={"username": "u", "password": "p"},
+    )  # fmt: skip
+    not_object_store = _key(client, alice, pg["id"], "k", False)
+    assert not_object_store.status_code == 400
+    assert "not an object store" in not_object_store.json()["rawError"]
+    unknown = _key(client, alice, "0" * 24, "k", False)
+    assert unknown.status_code == 404
+    lookup = client.get("/v4/datasource/name/nope", headers=alice.headers)
+    assert lookup.status_code == 404
+    assert lookup.json() == {"message": "no data source named 'nope'"}
+
+
+def test_credentials_api_rules(client: TestClient, admin: Login, alice: Login, bob: Login) -> None:
+    shared = _create(client, alice, "shared", permissions={"isEveryone": True, "userIds": []})
+    individual = _create(
+        client, alice, "individual", credentialType="Individual", credentials=None,
+        permissions={"isEveryone": False, "userIds": [bob.id]},
+    )  # fmt: skip
+    secret = {"accessKeyID": "AKIA1", "secretAccessKey": "top-secret-value"}
+
+    def put(login: Login, ds: dict[str, Any], **body: Any) -> Any:
+        return client.put(
+            f"{V1}/{ds['id']}/credentials", json={"credentials": secret, **body},
+            headers=login.headers,
+        )  # fmt: skip
+
+    assert put(bob, shared).status_code == 403
+    assert put(alice, shared).json() == {
+        "dataSourceId": shared["id"],
+        "credentialType": "Shared",
+        "fields": ["accessKeyID", "secretAccessKey"],
+    }
+    own = put(bob, individual)
+    assert own.status_code == 200
+    assert own.json()["userId"] == bob.id
+    assert put(bob, individual, userId=alice.id).status_code == 403
+    assert put(admin, individual, userId=bob.id).status_code == 200
+    audit = client.get(
+        "/api/datasource/v1/audit?eventKinds=DataSourceCredentialsUpdated", headers=admin.headers
+    )
+    assert len(audit.json()) == 3  # alice's, bob's and the admin's
+    assert "top-secret-value" not in audit.text
+    assert {e["metadata"].get("credentialUserId") for e in audit.json()} >= {bob.id}
