@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench bench-access bench-integrity clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/audit_bench.py
+
+bench-access: $(STAMP)
+	$(BIN)/python bench/access_bench.py
+
+bench-integrity: $(STAMP)
+	$(BIN)/python bench/integrity_bench.py
 
 clean:
 	rm -rf $(VENV) dstrail-data .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,10 @@ def make_user(dstrail: Dstrail, username: str, role: Role = Role.USER) -> Login:
     """Create a user through the service and return their login."""
     with dstrail.store.write() as tx:
         user, api_key = user_service.create_user(
-            tx, username=username, email=f"{username}@example.com", role=role,
+            tx,
+            username=username,
+            email=f"{username}@example.com",
+            role=role,
             now_ms=dstrail.clock(),
         )
     return Login(user=user, api_key=api_key)

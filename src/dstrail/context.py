@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dstrail.audit.checkpoints import (
+    Ed25519CheckpointSigner,
+    checkpoint_policy,
+    private_key_from_text,
+)
 from dstrail.domain.timestamps import Clock, system_clock
 from dstrail.keys import Keys, load_keys
 from dstrail.settings import Settings
@@ -18,13 +23,23 @@ class Dstrail:
     store: Store
     keys: Keys
     clock: Clock
+    signer: Ed25519CheckpointSigner
 
 
 def open_dstrail(
     settings: Settings, *, clock: Clock = system_clock, migrate: bool = True
 ) -> Dstrail:
     """Connect to the database (migrating it first) and load the keys."""
-    store = Store(settings.resolved_database_url())
+    keys = load_keys(settings)
+    signer = Ed25519CheckpointSigner(private_key_from_text(keys.audit_signing_key))
+    store = Store(
+        settings.resolved_database_url(),
+        checkpoints=checkpoint_policy(
+            signer,
+            every_events=settings.checkpoint_every_events,
+            every_seconds=settings.checkpoint_every_seconds,
+        ),
+    )
     if migrate:
         store.migrate()
-    return Dstrail(settings=settings, store=store, keys=load_keys(settings), clock=clock)
+    return Dstrail(settings=settings, store=store, keys=keys, clock=clock, signer=signer)

@@ -13,6 +13,7 @@ from dstrail.domain.events import EventKind
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.users import Role, User
+from dstrail.services import access as access_service
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
@@ -127,6 +128,18 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
         users=(user,),
     )
     dataset = create(user, "dataset-ds", "DatasetConfig", "NoAuth", {}, everyone=True)
+    _write_dataset_files(dstrail, dataset)
+    with dstrail.store.write() as tx:  # the local PostgreSQL (trust auth), so queries just work
+        access_service.set_credentials(
+            tx,
+            vault,
+            data_source_id=postgres.id,
+            actor=mle,
+            holder_id=None,
+            credentials={"username": "postgres", "password": ""},
+            now_ms=tick(),
+            via="demo",
+        )
     legacy = create(
         admin,
         "legacy-warehouse",
@@ -188,6 +201,22 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
                 )
             accessible[fraud.id] = [postgres]
     return admin_key
+
+
+DEMO_FILES = {
+    "README.txt": "Demo files of dataset-ds, served by dstrail through signed URLs.\n",
+    "reports/churn-2024-q1.csv": "customer,churned\nc-001,false\nc-002,true\nc-003,false\n",
+    "reports/churn-2024-q2.csv": "customer,churned\nc-001,false\nc-004,false\n",
+    "models/threshold.json": '{"threshold": 0.42}\n',
+}
+
+
+def _write_dataset_files(dstrail: Dstrail, dataset: DataSource) -> None:
+    """A few real files for ``dataset-ds`` under ``<data dir>/datasets/<id>/``."""
+    root = dstrail.settings.data_dir / "datasets" / dataset.id
+    for key, text in DEMO_FILES.items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_text(text)
 
 
 def _start_runs(

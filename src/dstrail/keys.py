@@ -1,4 +1,5 @@
-"""The server's own secrets: the signing key and the credential-encryption key.
+"""The server's own secrets: the signing key, the credential-encryption key and the Ed25519
+key that signs audit checkpoints.
 
 Taken from the settings when set, otherwise created once in the data directory (mode 0600).
 """
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from dstrail.audit.checkpoints import new_private_key_text
 from dstrail.settings import Settings
 
 
@@ -21,6 +23,8 @@ class Keys:
 
     signing_key: str
     encryption_key: str
+    audit_signing_key: str = field(default="", repr=False)
+    """Ed25519 private key (base64 seed or PEM) of audit checkpoints."""
 
 
 def _read_or_create(path: Path, make: str) -> str:
@@ -41,4 +45,7 @@ def load_keys(settings: Settings) -> Keys:
     encryption = settings.encryption_key or _read_or_create(
         settings.data_dir / "credentials.key", Fernet.generate_key().decode()
     )
-    return Keys(signing_key=signing, encryption_key=encryption)
+    audit_signing = settings.audit_signing_key or _read_or_create(
+        settings.data_dir / "audit-signing.key", new_private_key_text()
+    )
+    return Keys(signing_key=signing, encryption_key=encryption, audit_signing_key=audit_signing)

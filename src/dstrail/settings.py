@@ -34,12 +34,18 @@ class Settings(BaseSettings):
     signed_url_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: int = Field(default=60, ge=1)
+    audit_signing_key: str | None = Field(
+        default=None,
+        description="Ed25519 key (base64 of the 32-byte seed, or PEM) that signs audit "
+        "checkpoints; default: a key file in the data dir",
+        repr=False,
+    )
 
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if not value:
+            return None  # unset or empty: the embedded SQLite default
         accepted = ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
         if not value.startswith(accepted):
             raise ValueError(f"unsupported database URL scheme; accepted: {', '.join(accepted)}")

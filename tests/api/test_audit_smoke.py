@@ -23,7 +23,12 @@ def test_create_is_audited_and_readable(client: TestClient, admin: Login, alice:
         "isEveryone": "false",
     }
     assert set(events[0]) == {
-        "dataSourceId", "dataSourceName", "dataSourceType", "eventKind", "metadata",
-        "performedBy", "timestamp",
+        "dataSourceId",
+        "dataSourceName",
+        "dataSourceType",
+        "eventKind",
+        "metadata",
+        "performedBy",
+        "timestamp",
     }
     assert "s3cr3t" not in response.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from dstrail import __version__
-from dstrail.api import audit, datasources, platform
+from dstrail.api import access, audit, datasources, integrity, platform
 from dstrail.api.errors import install_error_handlers
 from dstrail.context import Dstrail
 
@@ -20,10 +20,15 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.dstrail = dstrail
-    install_error_handlers(app)
+    from dstrail.web import install_console, render_error  # late: web builds on api
+
+    install_error_handlers(app, html=render_error)
+    install_console(app)
+    app.include_router(integrity.router)
     app.include_router(audit.router)
     app.include_router(datasources.router)
     app.include_router(platform.router)
+    app.include_router(access.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: no database work")
     def healthz() -> dict[str, str]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from dstrail.api.deps import AuditReaderDep, DstrailDep
 from dstrail.api.errors import error_responses
 from dstrail.audit.query import (
+    CHUNK_ROWS,
     DOMINO_PARAMETERS,
     EXTENSION_PARAMETERS,
     build_filter,
@@ -19,7 +21,13 @@ from dstrail.audit.query import (
     encode_cursor,
     iter_chunks,
 )
-from dstrail.audit.serialize import stream_csv, stream_json_array, stream_json_lines, stream_text
+from dstrail.audit.serialize import (
+    json_array,
+    stream_csv,
+    stream_json_array,
+    stream_json_lines,
+    stream_text,
+)
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.timestamps import DAY_MS, format_ms
 from dstrail.errors import InvalidInput
@@ -29,6 +37,7 @@ router = APIRouter(tags=["audit"])
 
 SIX_MONTHS_MS = 183 * DAY_MS
 MAX_LIMIT = 10_000
+_NO_STORE = {"Cache-Control": "no-store"}
 _AUDIT_ERRORS = error_responses(400, 401, 403, family="audit")
 
 StartTime = Annotated[
@@ -81,7 +90,13 @@ def _stream(
     return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
-@router.get("/api/datasource/v1/audit", responses=_AUDIT_ERRORS, include_in_schema=False)
+@router.get(
+    "/api/datasource/v1/audit",
+    responses=_AUDIT_ERRORS,
+    summary="Data source audit events, newest first (also answered with a trailing slash)",
+    response_description="a bare JSON array of events (dataSourceId, dataSourceName, "
+    "dataSourceType, eventKind, metadata, performedBy, timestamp)",
+)
 @router.get(
     "/api/datasource/v1/audit/",
     responses=_AUDIT_ERRORS,
@@ -109,7 +124,7 @@ def read_audit(
         ),
     ] = None,
     cursor: Annotated[str | None, Query(description="extension: from a Link header")] = None,
-) -> StreamingResponse:
+) -> Response:
     """Domino's ``GET /api/datasource/v1/audit``: window defaults of 24 hours, inclusive."""
     accepted = (*DOMINO_PARAMETERS, *EXTENSION_PARAMETERS, "limit", "cursor")
     audit_filter = _filter(request, dstrail, accepted)
@@ -118,21 +133,28 @@ def read_audit(
     if page_size is None:
         if after is not None:
             raise InvalidInput("cursor: only accepted together with limit")
-        return _stream(
-            stream_json_array(iter_chunks(dstrail.store, audit_filter)), "application/json"
-        )
+        chunks = iter_chunks(dstrail.store, audit_filter)
+        first = next(chunks, [])
+        if len(first) < CHUNK_ROWS:
+            # All of it fits in one chunk: one body with its length, no streaming (each piece
+            # of a StreamingResponse is a thread hop and a write).
+            return Response(json_array(first), media_type="application/json", headers=_NO_STORE)
+        return _stream(stream_json_array(itertools.chain([first], chunks)), "application/json")
     with dstrail.store.read() as tx:
         rows = tx.audit.page(audit_filter, after=after, limit=page_size + 1)
-    headers = {"Cache-Control": "no-store"}
+    headers = dict(_NO_STORE)
     if len(rows) > page_size:
         rows = rows[:page_size]
-        headers["Link"] = f'<{_next_url(request, rows[-1])}>; rel="next"'
-    body = b"".join(stream_json_array([rows]))
-    return StreamingResponse(iter([body]), media_type="application/json", headers=headers)
+        headers["Link"] = f'<{_next_url(request, audit_filter, rows[-1])}>; rel="next"'
+    return Response(json_array(rows), media_type="application/json", headers=headers)
 
 
-def _next_url(request: Request, last: EventRow) -> str:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+def _next_url(request: Request, audit_filter: AuditFilter, last: EventRow) -> str:
+    """The same query from after ``last``, its window pinned so later pages do not drift."""
+    moving = ("cursor", "startTime", "endTime")
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in moving]
+    params.append(("startTime", format_ms(audit_filter.start_ms)))
+    params.append(("endTime", format_ms(audit_filter.end_ms)))
     params.append(("cursor", encode_cursor(Cursor(ts_ms=last[6], seq=last[7]))))
     return f"{request.url.path}?{urlencode(params)}"
 

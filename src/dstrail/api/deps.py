@@ -7,11 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from dstrail.context import Dstrail
-from dstrail.services.auth import Caller, authenticate, require_audit_reader
+from dstrail.services.auth import (
+    Caller,
+    authenticate,
+    require_audit_reader,
+    require_live_token,
+)
 
 
-def get_dstrail(request: Request) -> Dstrail:
-    """The running service."""
+async def get_dstrail(request: Request) -> Dstrail:
+    """The running service (``async``: no I/O, so FastAPI need not hop to a thread)."""
     dstrail: Dstrail = request.app.state.dstrail
     return dstrail
 
@@ -28,16 +33,17 @@ def bearer_of(request: Request) -> str | None:
 def get_caller(request: Request, dstrail: Annotated[Dstrail, Depends(get_dstrail)]) -> Caller:
     """The authenticated caller; 401 without a valid credential."""
     with dstrail.store.read() as tx:
-        return authenticate(
+        caller = authenticate(
             tx,
             api_key=request.headers.get("x-domino-api-key"),
             bearer=bearer_of(request),
             signing_key=dstrail.keys.signing_key,
         )
+    return require_live_token(caller)
 
 
-def get_audit_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-    """A caller allowed to read the trail; 403 for others."""
+async def get_audit_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """A caller allowed to read the trail; 403 for others (``async``: no I/O)."""
     require_audit_reader(caller)
     return caller
 

@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dstrail.errors import DstrailError, InvalidInput
+from dstrail.errors import (
+    Conflict,
+    DstrailError,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+)
 
 logger = logging.getLogger("dstrail.api")
 
@@ -83,10 +92,14 @@ def _validation_message(error: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) -> None:
     """Render every ``DstrailError`` (and validation error) in its family's shape."""
 
-    def render(request: Request, error: DstrailError) -> Response:
+    def render(
+        request: Request, error: DstrailError, extra_headers: Mapping[str, str] | None = None
+    ) -> Response:
         if html is not None and not request.url.path.startswith(("/api/", "/v4/", "/objectstore")):
             return html(request, error)
-        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        headers = dict(extra_headers or {})
+        if error.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(
             error_body(request.url.path, error), status_code=error.status_code, headers=headers
         )
@@ -101,13 +114,62 @@ def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) ->
         assert isinstance(error, RequestValidationError)
         return render(request, InvalidInput(_validation_message(error)))
 
+    async def on_http_error(request: Request, error: Exception) -> Response:
+        # Routing errors (no such path, method not allowed) keep the family's error shape.
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code < 400:  # a redirect or the like: not an error to render
+            return await http_exception_handler(request, error)
+        return render(request, _http_error(request, error), error.headers)
+
     async def on_unexpected(request: Request, error: Exception) -> Response:
         logger.exception("%s %s failed", request.method, request.url.path)
         return render(request, DstrailError("internal error; the server log has the details"))
 
     app.add_exception_handler(DstrailError, on_dstrail_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+    _document_validation_errors_as_400(app)
+
+
+def _document_validation_errors_as_400(app: FastAPI) -> None:
+    """Validation errors answer 400 in the family's shape, so the schema must not promise the
+    422 FastAPI documents by default."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if isinstance(operation, dict):
+                    operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_HTTP_ERRORS: dict[int, type[DstrailError]] = {
+    401: NotAuthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+}
+
+
+def _http_error(request: Request, error: StarletteHTTPException) -> DstrailError:
+    status = error.status_code
+    if status == 404 and error.detail == "Not Found":
+        message = f"no such path: {request.url.path}"
+    elif status == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    problem = _HTTP_ERRORS.get(status, InvalidInput if status < 500 else DstrailError)(message)
+    problem.status_code = status
+    return problem
 
 
 def error_responses(*statuses: int, family: str = "public") -> dict[int | str, dict[str, Any]]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-import uvicorn
-
-from dstrail.api import create_app
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json
 
 
@@ -32,10 +29,25 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def run_server(args: argparse.Namespace) -> int:
     """Serve an opened dstrail until interrupted."""
+    # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
+    # every other command's start.
+    import uvicorn
+
+    from dstrail.api import create_app
+    from dstrail.audit.checkpoints import start_checkpoint_ticker
+    from dstrail.proxy import start_flight_server
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     dstrail = open_from(args)
     app = create_app(dstrail)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    start_checkpoint_ticker(
+        dstrail.store, clock=dstrail.clock, every_seconds=dstrail.settings.checkpoint_every_seconds
+    )
+    flight_server = start_flight_server(dstrail, host=args.host, port=args.flight_port)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    finally:
+        flight_server.shutdown()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ Clock = Callable[[], int]
 DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_SPACE_OFFSET = re.compile(r"(\d:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
 ACCEPTED_TIME = "ISO-8601 with Z or an offset, e.g. 2023-08-23T21:40:21.669Z"
 
 
@@ -22,15 +24,35 @@ def system_clock() -> int:
     return time.time_ns() // 1_000_000
 
 
+_DAY_PREFIXES: dict[int, str] = {}
+_HOUR_MINUTES = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_SECONDS = [f"{s:02d}" for s in range(60)]
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
+
+
 def format_ms(ms: int) -> str:
-    """``2023-08-23T21:40:21.669Z`` for an epoch-millisecond value."""
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    """``2023-08-23T21:40:21.669Z`` for an epoch-millisecond value.
+
+    Hot: the audit API formats every row with it. The date part is computed once a day
+    (``strftime``) and the rest comes from small tables, ~5x faster than ``strftime`` a row;
+    the output is the same as ``strftime("%Y-%m-%dT%H:%M:%S", gmtime(ms // 1000))``.
+    """
+    day, ms_of_day = divmod(ms, DAY_MS)
+    prefix = _DAY_PREFIXES.get(day)
+    if prefix is None:
+        if len(_DAY_PREFIXES) >= 100_000:
+            _DAY_PREFIXES.clear()
+        prefix = _DAY_PREFIXES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+    minute, ms_of_minute = divmod(ms_of_day, 60_000)
+    second, millis = divmod(ms_of_minute, 1000)
+    return prefix + _HOUR_MINUTES[minute] + _SECONDS[second] + _MILLIS[millis]
 
 
 def parse_iso(value: str, *, field: str) -> int:
     """Epoch milliseconds for an ISO-8601 time that names its offset; else ``InvalidInput``."""
     text = value.strip()
+    # An offset typed raw in a URL ("+02:00") arrives with its "+" decoded to a space.
+    text = _SPACE_OFFSET.sub(r"\1+\2", text)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:

@@ -15,20 +15,18 @@ T = TypeVar("T")
 def audited(dstrail: Dstrail, decide: Callable[[Repositories], T]) -> T:
     """``decide`` in a write transaction (its event commits with it), returned once durable.
 
-    Concurrent accesses share one commit (``Store.write_grouped``), each in its own savepoint.
-    When ``decide`` raises ``AccessRefused`` its changes roll back, the refusal is recorded in
-    the same commit, and the refusal is raised on (403).
+    Concurrent accesses may share one commit (``Store.write_grouped``). When ``decide`` raises
+    ``AccessRefused`` its transaction keeps nothing, the refusal is recorded and committed in a
+    write of its own, and the refusal is raised on (403).
     """
+    try:
+        return dstrail.store.write_grouped(decide)
+    except AccessRefused as refusal:
+        _record_refusal(dstrail, refusal)
+        raise
 
-    def decide_or_record_refusal(tx: Repositories) -> T | AccessRefused:
-        try:
-            with tx.connection.begin_nested():
-                return decide(tx)
-        except AccessRefused as refusal:
-            record_refusal(tx, refusal=refusal, now_ms=dstrail.clock())
-            return refusal
 
-    outcome = dstrail.store.write_grouped(decide_or_record_refusal)
-    if isinstance(outcome, AccessRefused):
-        raise outcome
-    return outcome
+def _record_refusal(dstrail: Dstrail, refusal: AccessRefused) -> None:
+    dstrail.store.write_grouped(
+        lambda tx: record_refusal(tx, refusal=refusal, now_ms=dstrail.clock())
+    )

@@ -47,6 +47,14 @@ def authenticate(
     )
 
 
+def require_live_token(caller: Caller) -> Caller:
+    """Outside the data path (which refuses and records it), the token of an ended run is no
+    longer a credential: ``NotAuthenticated``."""
+    if caller.token_run is not None and not caller.token_run.is_running:
+        raise NotAuthenticated("the token is not valid: its run has ended")
+    return caller
+
+
 def require_audit_reader(caller: Caller) -> None:
     """SysAdmins (and Auditors) read the trail; ``Forbidden`` for anyone else."""
     if not caller.user.can_read_audit:

@@ -239,6 +239,8 @@ def update_data_source(
     ]
     if change.permissions is not None:
         updated = _apply_permissions(tx, updated, change.permissions, actor=actor, now_ms=now_ms)
+    if not changed_fields and credentials is None and updated.permissions == ds.permissions:
+        return ds  # nothing changed: nothing saved, nothing recorded
     if changed_fields or credentials is not None:
         tx.data_sources.save(updated)
     if changed_fields:
@@ -384,6 +386,8 @@ def detach_from_project(
     ds = tx.data_sources.by_id(data_source_id, for_update=True)
     if ds is None or not can_see(ds, actor):
         raise NotFound(f"no data source with id {data_source_id!r}")
+    if not ds.is_active:
+        raise NotFound(f"data source {ds.name!r} has been deleted")
     project = tx.projects.by_id(project_id)
     if project is None:
         raise NotFound(f"no project with id {project_id!r}")

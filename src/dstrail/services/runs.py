@@ -7,7 +7,7 @@ import jwt
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID, is_object_id, new_object_id
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.users import User
-from dstrail.errors import Forbidden, InvalidInput, NotFound
+from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dstrail.store import Repositories
 
 TOKEN_AUDIENCE = "dstrail-run"  # noqa: S105 - a JWT audience, not a secret
@@ -56,7 +56,7 @@ def stop_run(tx: Repositories, *, run_id: str, now_ms: int) -> Run:
     if run is None:
         raise NotFound(f"run: no run with id {run_id!r}")
     if not tx.runs.finish(run_id, now_ms=now_ms):
-        raise InvalidInput(f"run: {run_id!r} has already ended")
+        raise Conflict(f"run: {run_id!r} has already ended")
     return run
 
 

@@ -85,15 +85,18 @@ class DataSourceRepository:
         users_of: dict[str, list[str]] = {i: [] for i in ids}
         projects_of: dict[str, list[str]] = {i: [] for i in ids}
         if ids:
+            # One id (the hot path of every access) avoids the costlier expanding IN.
+            user_of = data_source_users.c.data_source_id
+            project_of = data_source_projects.c.data_source_id
             for ds_id, user_id in self._db.execute(
-                select(data_source_users.c.data_source_id, data_source_users.c.user_id)
-                .where(data_source_users.c.data_source_id.in_(ids))
+                select(user_of, data_source_users.c.user_id)
+                .where(user_of == ids[0] if len(ids) == 1 else user_of.in_(ids))
                 .order_by(data_source_users.c.user_id)
             ):
                 users_of[ds_id].append(user_id)
             for ds_id, project_id in self._db.execute(
-                select(data_source_projects.c.data_source_id, data_source_projects.c.project_id)
-                .where(data_source_projects.c.data_source_id.in_(ids))
+                select(project_of, data_source_projects.c.project_id)
+                .where(project_of == ids[0] if len(ids) == 1 else project_of.in_(ids))
                 .order_by(data_source_projects.c.project_id)
             ):
                 projects_of[ds_id].append(project_id)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -117,6 +128,7 @@ audit_events = Table(
     Column("run_id", String(24), nullable=True),
     Column("project_id", String(24), nullable=True),
     Column("metadata", Text, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=True),
 )
 
 audit_head = Table(
@@ -124,6 +136,28 @@ audit_head = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=True),
+    Column("checkpoint_size", BigInteger, nullable=False),
+    Column("checkpoint_ms", BigInteger, nullable=False),
+)
+
+audit_merkle_nodes = Table(
+    "audit_merkle_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+"""Hashes of complete Merkle subtrees of level >= 1 (level 0: ``audit_events.leaf_hash``)."""
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
 )
 
 audit_daily_counts = Table(

@@ -1,0 +1,88 @@
+"""Store.write(): commit on success, nothing kept on failure, and the next write starts clean."""
+
+from __future__ import annotations
+
+import pytest
+
+from dstrail.audit.recorder import record_event
+from dstrail.context import Dstrail
+from dstrail.domain.datasources import CredentialType, Permissions
+from dstrail.domain.events import EventKind
+from dstrail.domain.ids import new_object_id
+from dstrail.domain.users import Role, User
+from dstrail.services import datasources as service
+from dstrail.services.credentials import CredentialVault
+from tests.support import Login, audit_count
+
+
+def _create(dstrail: Dstrail, actor: Login, name: str) -> None:
+    with dstrail.store.write() as tx:
+        service.create_data_source(
+            tx,
+            CredentialVault(dstrail.keys.encryption_key),
+            spec=service.DataSourceCreate(
+                name=name,
+                data_source_type="DatasetConfig",
+                auth_type="NoAuth",
+                credential_type=CredentialType.SHARED,
+                config={},
+                permissions=Permissions(is_everyone=True),
+            ),
+            actor=actor.user,
+            now_ms=dstrail.clock(),
+        )
+
+
+def test_a_failed_write_keeps_nothing_and_the_next_write_commits(
+    dstrail: Dstrail, alice: Login
+) -> None:
+    before = audit_count(dstrail)
+    with pytest.raises(RuntimeError, match="crash"), dstrail.store.write() as tx:
+        ghost = User(id=new_object_id(), username="ghost", email="", role=Role.USER)
+        tx.users.add(ghost, now_ms=0)  # through SQLAlchemy
+        with dstrail.store.read() as other:
+            assert other.users.by_username("ghost") is None  # not visible before commit
+        raise RuntimeError("crash")
+    _create(dstrail, alice, "after-failure")
+    with dstrail.store.read() as tx:
+        assert tx.users.by_username("ghost") is None
+        assert tx.data_sources.active_by_name("after-failure") is not None
+    assert audit_count(dstrail) == before + 1
+
+
+def test_an_append_only_block_commits_and_a_failed_one_keeps_no_event(
+    dstrail: Dstrail, alice: Login
+) -> None:
+    _create(dstrail, alice, "ds")
+    with dstrail.store.read() as tx:
+        ds = tx.data_sources.active_by_name("ds")
+    assert ds is not None
+    before = audit_count(dstrail)
+    with dstrail.store.write() as tx:  # only the driver-cursor append runs here
+        record_event(
+            tx,
+            kind=EventKind.ACCESS_DATA_SOURCE,
+            data_source=ds,
+            actor=alice.user,
+            now_ms=dstrail.clock(),
+        )
+    assert audit_count(dstrail) == before + 1
+    with pytest.raises(RuntimeError), dstrail.store.write() as tx:
+        record_event(
+            tx,
+            kind=EventKind.ACCESS_DATA_SOURCE,
+            data_source=ds,
+            actor=alice.user,
+            now_ms=dstrail.clock(),
+        )
+        raise RuntimeError("crash after the append")
+    assert audit_count(dstrail) == before + 1
+    with dstrail.store.write() as tx:
+        seq = record_event(
+            tx,
+            kind=EventKind.ACCESS_DATA_SOURCE,
+            data_source=ds,
+            actor=alice.user,
+            now_ms=dstrail.clock(),
+        )
+    assert seq == before + 2  # dense: the rolled-back append left no gap
