@@ -135,5 +135,5 @@ def can_manage(data_source: DataSource, user: User) -> bool:
 
 
 def can_see(data_source: DataSource, user: User) -> bool:
-    """Admins see all; others see what they may use."""
-    return user.is_admin or can_use(data_source, user)
+    """SysAdmins and (read-only) Auditors see all; others see what they may use."""
+    return user.can_read_audit or can_use(data_source, user)
