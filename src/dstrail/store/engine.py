@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dstrail.store.group_commit import GroupCommitWriter
@@ -35,7 +37,35 @@ def _engine_for(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine, IDLE_PING_SECONDS)
+    return engine
+
+
+IDLE_PING_SECONDS = 5.0
+"""A pooled PostgreSQL connection idle longer than this is pinged before it is handed out."""
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a connection that sat idle in the pool (it may have outlived a database restart)
+    before handing it out; a busy pool pays no round trip. A connection that fails the ping
+    is replaced (``DisconnectionError`` makes the pool open a new one)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            raise DisconnectionError("an idle pooled connection did not answer a ping")
 
 
 def _configure_sqlite(engine: Engine) -> None:
