@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from dstrail.api.deps import AuditReaderDep, DstrailDep
+from dstrail.api.downloads import filtered_export, six_month_file, streamed
 from dstrail.api.errors import error_responses
 from dstrail.audit.query import (
     CHUNK_ROWS,
@@ -23,19 +23,16 @@ from dstrail.audit.query import (
 )
 from dstrail.audit.serialize import (
     json_array,
-    stream_csv,
     stream_json_array,
     stream_json_lines,
-    stream_text,
 )
 from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.domain.timestamps import format_ms
 from dstrail.errors import InvalidInput
 from dstrail.store import Cursor, EventRow
 
 router = APIRouter(tags=["audit"])
 
-SIX_MONTHS_MS = 183 * DAY_MS
 MAX_LIMIT = 10_000
 _NO_STORE = {"Cache-Control": "no-store"}
 _AUDIT_ERRORS = error_responses(400, 401, 403, family="audit")
@@ -79,15 +76,6 @@ def _limit(value: str | None) -> int | None:
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidInput(f"limit: {value!r} is not accepted; accepted: 1 to {MAX_LIMIT}")
     return int(value)
-
-
-def _stream(
-    body: Iterator[bytes], media_type: str, *, filename: str | None = None
-) -> StreamingResponse:
-    headers = {"Cache-Control": "no-store"}
-    if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -139,7 +127,7 @@ def read_audit(
             # All of it fits in one chunk: one body with its length, no streaming (each piece
             # of a StreamingResponse is a thread hop and a write).
             return Response(json_array(first), media_type="application/json", headers=_NO_STORE)
-        return _stream(stream_json_array(itertools.chain([first], chunks)), "application/json")
+        return streamed(stream_json_array(itertools.chain([first], chunks)), "application/json")
     with dstrail.store.read() as tx:
         rows = tx.audit.page(audit_filter, after=after, limit=page_size + 1)
     headers = dict(_NO_STORE)
@@ -180,19 +168,7 @@ def export_audit(
 ) -> StreamingResponse:
     """Any filtered view, streamed; CSV cells that start like a formula are neutralised."""
     audit_filter = _filter(request, dstrail, (*DOMINO_PARAMETERS, *EXTENSION_PARAMETERS, "format"))
-    chunks = iter_chunks(dstrail.store, audit_filter)
-    stamp = format_ms(dstrail.clock())[:19].replace(":", "")
-    if format == "csv":
-        return _stream(
-            stream_csv(chunks), "text/csv; charset=utf-8", filename=f"dstrail-audit-{stamp}.csv"
-        )
-    if format == "jsonl":
-        return _stream(
-            stream_json_lines(chunks),
-            "application/x-ndjson",
-            filename=f"dstrail-audit-{stamp}.jsonl",
-        )
-    raise InvalidInput(f"format: {format!r} is not accepted; accepted: csv, jsonl")
+    return filtered_export(dstrail.store, audit_filter, file_format=format, now_ms=dstrail.clock())
 
 
 @router.get(
@@ -210,16 +186,7 @@ def download_six_months(
     _parameters(request, ("jsonFile",))
     if json_file not in ("true", "false"):
         raise InvalidInput(f"jsonFile: {json_file!r} is not accepted; accepted: true, false")
-    now = dstrail.clock()
-    chunks = iter_chunks(dstrail.store, AuditFilter(start_ms=now - SIX_MONTHS_MS, end_ms=now))
-    stamp = format_ms(now)[:10]
-    if json_file == "true":
-        return _stream(
-            stream_json_array(chunks), "application/json", filename=f"datasource-audit-{stamp}.json"
-        )
-    return _stream(
-        stream_text(chunks), "text/plain; charset=utf-8", filename=f"datasource-audit-{stamp}.txt"
-    )
+    return six_month_file(dstrail.store, as_json=json_file == "true", now_ms=dstrail.clock())
 
 
 @router.get(
@@ -241,7 +208,7 @@ def download_runs(
     )
     if not audit_filter.run_ids:
         raise InvalidInput("runIds: give at least one run id")
-    return _stream(
+    return streamed(
         stream_json_lines(iter_chunks(dstrail.store, audit_filter)),
         "application/x-ndjson",
         filename="datasource-audit-runs.jsonl",

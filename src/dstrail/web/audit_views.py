@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
-from dstrail.api.audit import SIX_MONTHS_MS
 from dstrail.api.deps import DstrailDep
-from dstrail.audit.query import decode_cursor, encode_cursor, iter_chunks
-from dstrail.audit.serialize import stream_csv, stream_json_array, stream_json_lines, stream_text
+from dstrail.api.downloads import filtered_export, six_month_file
+from dstrail.audit.query import decode_cursor, encode_cursor
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.events import DOMINO_KINDS, EventKind
-from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.domain.timestamps import DAY_MS
 from dstrail.errors import DstrailError, InvalidInput, NotFound
 from dstrail.services.auth import Caller, require_audit_reader
 from dstrail.store import Cursor, EventRow, Repositories
@@ -213,61 +211,32 @@ def name_suggestions(dstrail: DstrailDep, signed_in: SignedInDep, q: str = "") -
     return JSONResponse(sorted(names)[:20], headers={"Cache-Control": "no-store"})
 
 
-def _stream(body: Iterator[bytes], media_type: str, filename: str) -> StreamingResponse:
-    return StreamingResponse(
-        body,
-        media_type=media_type,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        },
-    )
-
-
-def _filtered_chunks(request: Request, dstrail: Dstrail) -> Iterator[list[EventRow]]:
+def _filtered_export(request: Request, dstrail: Dstrail, file_format: str) -> Response:
     console = _console_filter(request)
+    now = dstrail.clock()
     with dstrail.store.read() as tx:
-        audit_filter = audit_filter_of(tx, console, now_ms=dstrail.clock())
-    return iter_chunks(dstrail.store, audit_filter)
+        audit_filter = audit_filter_of(tx, console, now_ms=now)
+    return filtered_export(dstrail.store, audit_filter, file_format=file_format, now_ms=now)
 
 
 @router.get("/audit/export.csv")
 def export_csv(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Exactly the filtered view as CSV (streamed; formula-like cells neutralised)."""
     _reader(signed_in)
-    stamp = format_ms(dstrail.clock())[:19].replace(":", "")
-    return _stream(
-        stream_csv(_filtered_chunks(request, dstrail)),
-        "text/csv; charset=utf-8",
-        f"dstrail-audit-{stamp}.csv",
-    )
+    return _filtered_export(request, dstrail, "csv")
 
 
 @router.get("/audit/export.jsonl")
 def export_jsonl(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Exactly the filtered view as JSON lines (streamed)."""
     _reader(signed_in)
-    stamp = format_ms(dstrail.clock())[:19].replace(":", "")
-    return _stream(
-        stream_json_lines(_filtered_chunks(request, dstrail)),
-        "application/x-ndjson",
-        f"dstrail-audit-{stamp}.jsonl",
-    )
+    return _filtered_export(request, dstrail, "jsonl")
 
 
 @router.get("/audit/six-months.{extension}")
 def six_months(extension: str, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Domino's six-month download (its seven kinds): a text file or a JSON file."""
     _reader(signed_in)
-    now = dstrail.clock()
-    chunks = iter_chunks(dstrail.store, AuditFilter(start_ms=now - SIX_MONTHS_MS, end_ms=now))
-    stamp = format_ms(now)[:10]
-    if extension == "txt":
-        return _stream(
-            stream_text(chunks), "text/plain; charset=utf-8", f"datasource-audit-{stamp}.txt"
-        )
-    if extension == "json":
-        return _stream(
-            stream_json_array(chunks), "application/json", f"datasource-audit-{stamp}.json"
-        )
+    if extension in ("txt", "json"):
+        return six_month_file(dstrail.store, as_json=extension == "json", now_ms=dstrail.clock())
     raise InvalidInput(f"{extension!r} is not a download; accepted: txt, json")

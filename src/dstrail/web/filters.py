@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from dstrail.api.audit import SIX_MONTHS_MS
+from dstrail.api.downloads import SIX_MONTHS_MS
 from dstrail.audit.query import build_filter
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.events import EventKind
