@@ -58,3 +58,33 @@ def test_without_the_ping_the_same_kill_fails_the_next_request(
             assert tx.audit.size() == 0
     finally:
         store.dispose()
+
+
+def test_the_group_writers_connection_killed_while_idle_is_replaced(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouped writes keep one connection between batches; after an idle spell they take a
+    pinged one from the pool instead."""
+    store = _open(database_url, 0.05, monkeypatch)
+    try:
+        assert store.write_grouped(lambda tx: tx.audit.size()) == 0
+        _kill_other_connections(database_url)
+        time.sleep(0.1)
+        assert store.write_grouped(lambda tx: tx.audit.size()) == 0
+    finally:
+        store.dispose()
+
+
+def test_a_group_writers_connection_killed_while_busy_fails_one_batch_only(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _open(database_url, 3600, monkeypatch)
+    try:
+        assert store.write_grouped(lambda tx: tx.audit.size()) == 0
+        _kill_other_connections(database_url)
+        time.sleep(0.1)
+        with pytest.raises(OperationalError):
+            store.write_grouped(lambda tx: tx.audit.size())
+        assert store.write_grouped(lambda tx: tx.audit.size()) == 0
+    finally:
+        store.dispose()

@@ -85,7 +85,7 @@ def access(
     """An ``AccessDataSource`` event; its sequence number."""
     metadata = {"clientSource": "Python", "operation": "getDataSource", **meta}
     with dstrail.store.write() as tx:
-        return record_event(
+        record_event(
             tx,
             kind=EventKind.ACCESS_DATA_SOURCE,
             data_source=ds,
@@ -94,3 +94,4 @@ def access(
             run=run,
             metadata=metadata,
         )
+        return tx.audit.size()

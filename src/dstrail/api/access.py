@@ -24,7 +24,7 @@ from dstrail.proxy.signing import DATASET_FILES_PATH, verify_dataset_url
 from dstrail.services import access
 from dstrail.services.auth import Caller, authenticate
 from dstrail.services.credentials import CredentialVault
-from dstrail.store import Repositories
+from dstrail.store import ReadAhead, Repositories
 
 router = APIRouter(tags=["data source access"])
 _PROXY_ERRORS = error_responses(400, 401, 403, 404, 502, family="proxy")
@@ -83,6 +83,22 @@ def _caller(tx: Repositories, request: Request, dstrail: Dstrail) -> Caller:
     )
 
 
+def _read_ahead(
+    request: Request,
+    claim: access.AccessClaim,
+    *,
+    name: str | None = None,
+    data_source_id: object = None,
+) -> ReadAhead:
+    """What ``_caller`` and the access decision will read."""
+    return access.read_ahead(
+        api_key=request.headers.get("x-domino-api-key"),
+        claim=claim,
+        name=name,
+        data_source_id=data_source_id,
+    )
+
+
 def _claim(request: Request, run_id: str | None = None) -> access.AccessClaim:
     return access.AccessClaim(
         run_id=run_id or request.headers.get("x-domino-run-id") or None,
@@ -124,7 +140,7 @@ def get_data_source_by_name(
         )
         return data_source_read(ds, users)
 
-    return _json(audited(dstrail, decide))
+    return _json(audited(dstrail, decide, read_ahead=_read_ahead(request, claim, name=name)))
 
 
 @router.post("/objectstore/key", responses={200: {"model": str}, **_PROXY_ERRORS})
@@ -156,7 +172,8 @@ def get_key_url(body: KeyRequestBody, request: Request, dstrail: DstrailDep) -> 
             ttl_s=dstrail.settings.signed_url_ttl_seconds,
         )
 
-    return _json(audited(dstrail, decide))
+    ahead = _read_ahead(request, claim, data_source_id=body.datasourceId)
+    return _json(audited(dstrail, decide, read_ahead=ahead))
 
 
 @router.post("/objectstore/list", responses={200: {"model": list[str]}, **_PROXY_ERRORS})
@@ -176,6 +193,7 @@ def list_objects(body: ListRequestBody, request: Request, dstrail: DstrailDep) -
             credential_overwrites=body.credentialOverwrites,
             now_ms=dstrail.clock(),
         ),
+        read_ahead=_read_ahead(request, claim, data_source_id=body.datasourceId),
     )
     keys = list_keys(
         grant, prefix=body.prefix, page_size=body.page_size, data_dir=dstrail.settings.data_dir

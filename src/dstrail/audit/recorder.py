@@ -18,8 +18,8 @@ def record_event(
     now_ms: int,
     metadata: dict[str, str] | None = None,
     run: Run | None = None,
-) -> int:
-    """Append an event about ``data_source`` as it is now; returns its sequence number.
+) -> None:
+    """Append an event about ``data_source`` as it is now, in the transaction of ``tx``.
 
     Run keys (``runType``, ``projectId``, ``runId``, ``dataPlaneId``) come from ``run``, the run
     dstrail knows, never from what a caller claimed.
@@ -34,7 +34,7 @@ def record_event(
         )
     if metadata:
         values.update(metadata)
-    return tx.audit.append(
+    tx.audit.record(
         NewAuditEvent(
             event_kind=kind,
             data_source_id=data_source.id,

@@ -20,7 +20,7 @@ from dstrail.context import Dstrail
 from dstrail.errors import DstrailError, Forbidden, NotAuthenticated
 from dstrail.proxy.audited import audited
 from dstrail.proxy.sql import run_query
-from dstrail.services.access import AccessClaim, client_source_of, grant_query
+from dstrail.services.access import AccessClaim, client_source_of, grant_query, read_ahead
 from dstrail.services.auth import authenticate
 from dstrail.services.credentials import CredentialVault
 from dstrail.store import Repositories
@@ -94,10 +94,12 @@ class FlightService(flight.FlightServerBase):  # type: ignore[misc]
             ),
         )
 
+        api_key = headers.first("x-domino-api-key")
+
         def decide(tx: Repositories) -> Any:
             caller = authenticate(
                 tx,
-                api_key=headers.first("x-domino-api-key"),
+                api_key=api_key,
                 bearer=_bearer(headers),
                 signing_key=dstrail.keys.signing_key,
             )
@@ -114,7 +116,10 @@ class FlightService(flight.FlightServerBase):  # type: ignore[misc]
             )
 
         try:
-            grant = audited(dstrail, decide)
+            ahead = read_ahead(
+                api_key=api_key, claim=claim, data_source_id=request.get("datasourceId")
+            )
+            grant = audited(dstrail, decide, read_ahead=ahead)
             table: pa.Table = run_query(
                 grant.data_source.data_source_type,
                 grant.config,

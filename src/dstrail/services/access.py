@@ -36,7 +36,8 @@ from dstrail.services.credentials import (
     store_credentials,
     validate_credentials,
 )
-from dstrail.store import Repositories
+from dstrail.services.users import hash_api_key
+from dstrail.store import ReadAhead, Repositories
 
 OBJECT_STORE_TYPES = frozenset({"DatasetConfig", "S3Config", "GenericS3Config"})
 """Types served through signed URLs and listings."""
@@ -209,6 +210,24 @@ def record_refusal(tx: Repositories, *, refusal: AccessRefused, now_ms: int) -> 
 
 
 # -- lookups -----------------------------------------------------------------------------------
+
+
+def read_ahead(
+    *,
+    api_key: str | None,
+    claim: AccessClaim,
+    name: str | None = None,
+    data_source_id: object = None,
+) -> ReadAhead:
+    """The rows that authenticating and deciding this access read one by one (the caller's
+    key, the data source, the claimed run), for ``Store.write_grouped`` to read them together
+    with those of concurrent accesses; nothing changes without it."""
+    return ReadAhead(
+        api_key_hash=hash_api_key(api_key) if api_key else None,
+        data_source_name=name,
+        data_source_id=data_source_id if isinstance(data_source_id, str) else None,
+        run_id=claim.run_id,
+    )
 
 
 def _active_by_id(tx: Repositories, data_source_id: object) -> DataSource:

@@ -2,7 +2,14 @@
 
 from dstrail.store.audit import Cursor, EventRow
 from dstrail.store.engine import Store
-from dstrail.store.repositories import Repositories
+from dstrail.store.repositories import ReadAhead, Repositories
 from dstrail.store.schema import SHARED_CREDENTIALS_USER
 
-__all__ = ["SHARED_CREDENTIALS_USER", "Cursor", "EventRow", "Repositories", "Store"]
+__all__ = [
+    "SHARED_CREDENTIALS_USER",
+    "Cursor",
+    "EventRow",
+    "ReadAhead",
+    "Repositories",
+    "Store",
+]

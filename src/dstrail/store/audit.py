@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -13,11 +13,16 @@ from dstrail.audit.encoding import event_leaf
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.events import EXTENSION_KINDS, NewAuditEvent
 from dstrail.domain.timestamps import day_of
-from dstrail.store.integrity import CheckpointPolicy, DriverCursor, extend_tree, statement
+from dstrail.store.driver import DriverCursor, DriverReads, Read, statement
+from dstrail.store.integrity import CheckpointPolicy, extend_tree
 from dstrail.store.schema import audit_daily_counts, audit_events
 
-_NEXT_SEQUENCE = statement(
-    "UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size, frontier, checkpoint_ms"
+_LOCK_HEAD = statement(
+    # SQLite: the transaction already holds the one write lock (BEGIN IMMEDIATE). The frontier
+    # comes as hex text, as it does when this read is read ahead (in JSON) with others.
+    "SELECT size, hex(frontier) AS frontier_hex, checkpoint_ms FROM audit_head WHERE id = 1",
+    postgresql="SELECT size, encode(frontier, 'hex') AS frontier_hex, checkpoint_ms "
+    "FROM audit_head WHERE id = 1 FOR UPDATE",
 )
 _INSERT_EVENT = statement(
     "INSERT INTO audit_events (seq, ts_ms, event_kind, data_source_id, data_source_name, "
@@ -27,9 +32,37 @@ _INSERT_EVENT = statement(
     ":performed_by, :performed_by_username, :run_id, :project_id, :metadata, :leaf_hash)"
 )
 _COUNT_DAY = statement(
-    "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, 1) "
-    "ON CONFLICT (day, event_kind) DO UPDATE SET count = audit_daily_counts.count + 1"
+    "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, :count) "
+    "ON CONFLICT (day, event_kind) DO UPDATE SET count = audit_daily_counts.count + :count"
 )
+
+
+def _event_row(seq: int, event: NewAuditEvent) -> dict[str, Any]:
+    metadata = {"performedByUsername": event.performed_by_username, **event.metadata}
+    return {
+        "seq": seq,
+        "ts_ms": event.timestamp_ms,
+        "event_kind": event.event_kind.value,
+        "data_source_id": event.data_source_id,
+        "data_source_name": event.data_source_name,
+        "data_source_type": event.data_source_type,
+        "performed_by": event.performed_by,
+        "performed_by_username": event.performed_by_username,
+        "run_id": event.run_id,
+        "project_id": event.project_id,
+        "metadata": orjson.dumps(metadata).decode(),
+        "leaf_hash": event_leaf(
+            seq=seq,
+            data_source_id=event.data_source_id,
+            data_source_name=event.data_source_name,
+            data_source_type=event.data_source_type,
+            event_kind=event.event_kind.value,
+            metadata=metadata,
+            performed_by=event.performed_by,
+            timestamp_ms=event.timestamp_ms,
+        ),
+    }
+
 
 EVENT_COLUMNS = (
     audit_events.c.data_source_id,
@@ -59,71 +92,101 @@ class Cursor:
 class AuditRepository:
     """Appends events in the caller's transaction and reads them back."""
 
-    def __init__(self, connection: Connection, checkpoints: CheckpointPolicy | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        checkpoints: CheckpointPolicy | None = None,
+        *,
+        reads: DriverReads,
+        defer_appends: bool = False,
+    ) -> None:
         self._db = connection
+        self._reads = reads
         self._checkpoints = checkpoints
+        self._deferred: list[NewAuditEvent] | None = [] if defer_appends else None
+
+    def record(self, event: NewAuditEvent) -> None:
+        """Append ``event`` in this transaction: now, or, in a transaction opened with
+        ``defer_appends`` (a group commit's), with the others recorded in it when
+        ``append_deferred`` runs before its commit (one lock and one round trip for all)."""
+        if self._deferred is None:
+            self.append(event)
+        else:
+            self._deferred.append(event)
+
+    def append_deferred(self, *, then: Callable[[], None] | None = None) -> None:
+        """Append, in the order recorded, the events ``record`` deferred; then call ``then``
+        (the commit), in the same round trip on PostgreSQL."""
+        if not self._deferred:
+            if then is not None:
+                then()
+            return
+        events, self._deferred = self._deferred, []
+        with DriverCursor(self._db) as cursor:
+            self._append(cursor, events, then=then)
+
+    def drop_deferred(self) -> None:
+        """Forget the deferred events (the work that recorded them was rolled back)."""
+        if self._deferred:
+            self._deferred = []
+
+    @property
+    def defers_appends(self) -> bool:
+        """Whether ``record`` defers appends to ``append_deferred``."""
+        return self._deferred is not None
+
+    @staticmethod
+    def read_head() -> Read:
+        """The read that locks the head row before appends, for ``Repositories.read_ahead``."""
+        return _LOCK_HEAD, {}
 
     def append(self, event: NewAuditEvent) -> int:
-        """Append one event; its dense sequence number, in commit order, is returned.
+        """Append one event now; its dense sequence number, in commit order, is returned."""
+        with DriverCursor(self._db) as cursor:
+            return self._append(cursor, [event])
 
-        The head row update serialises appenders (a row lock on PostgreSQL, the single
+    def _append(
+        self,
+        cursor: DriverCursor,
+        events: Sequence[NewAuditEvent],
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> int:
+        """Append events; the sequence number of the last.
+
+        Locking the head row serialises appenders (FOR UPDATE on PostgreSQL, the single
         writer on SQLite), so sequence numbers have no gaps and follow commit order. Under
-        that lock the event also becomes leaf ``seq`` of the Merkle tree (its leaf hash, the
+        that lock each event also becomes leaf ``seq`` of the Merkle tree (its leaf hash, the
         subtrees it completes, the new frontier) and, when due, a signed checkpoint is kept.
         """
-        cursor = DriverCursor(self._db)
-        try:
-            return self._append(cursor, event)
-        finally:
-            cursor.close()
-
-    def _append(self, cursor: DriverCursor, event: NewAuditEvent) -> int:
-        cursor.execute(_NEXT_SEQUENCE)
-        seq, frontier, checkpoint_ms = cursor.fetchone()
-        metadata = {"performedByUsername": event.performed_by_username, **event.metadata}
-        leaf = event_leaf(
-            seq=seq,
-            data_source_id=event.data_source_id,
-            data_source_name=event.data_source_name,
-            data_source_type=event.data_source_type,
-            event_kind=event.event_kind.value,
-            metadata=metadata,
-            performed_by=event.performed_by,
-            timestamp_ms=event.timestamp_ms,
-        )
+        head = self._reads.first(*self.read_head())
+        assert head is not None, "audit_head has its one row from the first migration"
+        size, frontier_hex, checkpoint_ms = head
+        frontier = bytes.fromhex(frontier_hex) if frontier_hex else None
+        rows = [_event_row(seq, event) for seq, event in enumerate(events, start=size + 1)]
+        counts: dict[tuple[int, str], int] = {}
+        for event in events:
+            day_and_kind = (day_of(event.timestamp_ms), event.event_kind.value)
+            counts[day_and_kind] = counts.get(day_and_kind, 0) + 1
         # Under the head lock: everything else in one round trip on PostgreSQL.
         with cursor.pipeline():
-            cursor.execute(
-                _INSERT_EVENT,
-                {
-                    "seq": seq,
-                    "ts_ms": event.timestamp_ms,
-                    "event_kind": event.event_kind.value,
-                    "data_source_id": event.data_source_id,
-                    "data_source_name": event.data_source_name,
-                    "data_source_type": event.data_source_type,
-                    "performed_by": event.performed_by,
-                    "performed_by_username": event.performed_by_username,
-                    "run_id": event.run_id,
-                    "project_id": event.project_id,
-                    "metadata": orjson.dumps(metadata).decode(),
-                    "leaf_hash": leaf,
-                },
-            )
+            if len(rows) == 1:
+                cursor.execute(_INSERT_EVENT, rows[0])
+            else:
+                cursor.executemany(_INSERT_EVENT, rows)
             extend_tree(
                 cursor,
-                size=seq,
+                size=size,
                 frontier=frontier,
-                leaf=leaf,
+                leaves=[(row["leaf_hash"], row["ts_ms"]) for row in rows],
                 checkpoint_ms=checkpoint_ms,
-                now_ms=event.timestamp_ms,
                 policy=self._checkpoints,
             )
-            cursor.execute(
-                _COUNT_DAY,
-                {"day": day_of(event.timestamp_ms), "event_kind": event.event_kind.value},
-            )
-        return int(seq)
+            for (day, kind), count in counts.items():
+                cursor.execute(_COUNT_DAY, {"day": day, "event_kind": kind, "count": count})
+            if then is not None:
+                then()
+        return int(size) + len(rows)
 
     def size(self) -> int:
         """How many events the trail holds."""

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
 from dstrail.errors import Conflict
+from dstrail.store.driver import DriverReads, Read, Statement, statement
 from dstrail.store.schema import (
     data_source_credentials,
     data_source_projects,
@@ -37,30 +38,93 @@ _COLUMNS = (
 )
 
 
+_COLUMN_LIST = ", ".join(f"ds.{column.name}" for column in _COLUMNS)
+_LINKS = {
+    # A data source's users and projects in the same row: one statement per access lookup.
+    "sqlite": (
+        "(SELECT json_group_array(user_id) FROM data_source_users "
+        "WHERE data_source_id = ds.id) AS user_ids, "
+        "(SELECT json_group_array(project_id) FROM data_source_projects "
+        "WHERE data_source_id = ds.id) AS project_ids"
+    ),
+    "postgresql": (
+        "ARRAY(SELECT user_id FROM data_source_users WHERE data_source_id = ds.id) AS user_ids, "
+        "ARRAY(SELECT project_id FROM data_source_projects WHERE data_source_id = ds.id) "
+        "AS project_ids"
+    ),
+}
+
+
+def _with_links(where: str) -> Statement:
+    return statement(
+        f"SELECT {_COLUMN_LIST}, {_LINKS['sqlite']} FROM data_sources ds WHERE {where}",
+        postgresql=f"SELECT {_COLUMN_LIST}, {_LINKS['postgresql']} FROM data_sources ds "
+        f"WHERE {where}",
+    )
+
+
+_ACTIVE_BY_NAME = _with_links(f"ds.name = :name AND ds.status = '{Status.ACTIVE.value}'")
+_BY_ID = _with_links("ds.id = :id")
+
+
+def _links(value: str | list[str]) -> tuple[str, ...]:
+    """A JSON array (SQLite) or an array (PostgreSQL) of ids, in order."""
+    return tuple(sorted(orjson.loads(value) if isinstance(value, str) else value))
+
+
+def _data_source(
+    row: Sequence[Any], *, user_ids: tuple[str, ...], project_ids: tuple[str, ...]
+) -> DataSource:
+    return DataSource(
+        id=row[0],
+        name=row[1],
+        display_name=row[2],
+        description=row[3],
+        data_source_type=row[4],
+        auth_type=row[5],
+        credential_type=CredentialType(row[6]),
+        config=orjson.loads(row[7]),
+        owner_id=row[8],
+        permissions=Permissions(is_everyone=bool(row[9]), user_ids=user_ids),
+        project_ids=project_ids,
+        status=Status(row[10]),
+        added_by=row[11],
+        created_at_ms=row[12],
+        last_updated_ms=row[13],
+        last_updated_by=row[14],
+    )
+
+
 class DataSourceRepository:
     """Reads and writes data sources."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, reads: DriverReads) -> None:
         self._db = connection
+        self._reads = reads
 
     # -- reads ---------------------------------------------------------------------------------
 
     def by_id(self, data_source_id: str, *, for_update: bool = False) -> DataSource | None:
         """One data source, deleted ones included; ``for_update`` locks its row."""
-        query = select(*_COLUMNS).where(data_sources.c.id == data_source_id)
         if for_update:
-            query = query.with_for_update()
-        row = self._db.execute(query).first()
-        return self._hydrate([row])[0] if row else None
+            query = select(*_COLUMNS).where(data_sources.c.id == data_source_id)
+            row = self._db.execute(query.with_for_update()).first()
+            return self._hydrate([row])[0] if row else None
+        return self._one_with_links(self.read_by_id(data_source_id))
 
     def active_by_name(self, name: str) -> DataSource | None:
         """The active data source with this name."""
-        row = self._db.execute(
-            select(*_COLUMNS).where(
-                data_sources.c.name == name, data_sources.c.status == Status.ACTIVE.value
-            )
-        ).first()
-        return self._hydrate([row])[0] if row else None
+        return self._one_with_links(self.read_active_by_name(name))
+
+    @staticmethod
+    def read_by_id(data_source_id: str) -> Read:
+        """``by_id``'s read (not for update), for ``Repositories.read_ahead``."""
+        return _BY_ID, {"id": data_source_id}
+
+    @staticmethod
+    def read_active_by_name(name: str) -> Read:
+        """``active_by_name``'s read, for ``Repositories.read_ahead``."""
+        return _ACTIVE_BY_NAME, {"name": name}
 
     def all(self, *, include_deleted: bool = False) -> list[DataSource]:
         """All data sources by name."""
@@ -80,12 +144,18 @@ class DataSourceRepository:
         )
         return list(self._db.scalars(query))
 
+    def _one_with_links(self, read: Read) -> DataSource | None:
+        row = self._reads.first(*read)
+        if row is None:
+            return None
+        return _data_source(row, user_ids=_links(row[-2]), project_ids=_links(row[-1]))
+
     def _hydrate(self, rows: Sequence[Sequence[Any]]) -> list[DataSource]:
         ids = [row[0] for row in rows]
         users_of: dict[str, list[str]] = {i: [] for i in ids}
         projects_of: dict[str, list[str]] = {i: [] for i in ids}
         if ids:
-            # One id (the hot path of every access) avoids the costlier expanding IN.
+            # One id (a locked read before a change) avoids the costlier expanding IN.
             user_of = data_source_users.c.data_source_id
             project_of = data_source_projects.c.data_source_id
             for ds_id, user_id in self._db.execute(
@@ -101,23 +171,8 @@ class DataSourceRepository:
             ):
                 projects_of[ds_id].append(project_id)
         return [
-            DataSource(
-                id=row[0],
-                name=row[1],
-                display_name=row[2],
-                description=row[3],
-                data_source_type=row[4],
-                auth_type=row[5],
-                credential_type=CredentialType(row[6]),
-                config=orjson.loads(row[7]),
-                owner_id=row[8],
-                permissions=Permissions(is_everyone=bool(row[9]), user_ids=tuple(users_of[row[0]])),
-                project_ids=tuple(projects_of[row[0]]),
-                status=Status(row[10]),
-                added_by=row[11],
-                created_at_ms=row[12],
-                last_updated_ms=row[13],
-                last_updated_by=row[14],
+            _data_source(
+                row, user_ids=tuple(users_of[row[0]]), project_ids=tuple(projects_of[row[0]])
             )
             for row in rows
         ]

@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from alembic import command
 from alembic.config import Config
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -18,7 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from dstrail.store.group_commit import GroupCommitWriter
 from dstrail.store.integrity import CheckpointPolicy
-from dstrail.store.repositories import Repositories
+from dstrail.store.repositories import ReadAhead, Repositories
 
 T = TypeVar("T")
 
@@ -39,6 +41,12 @@ def _engine_for(url: str) -> Engine:
         return engine
     engine = create_engine(parsed, pool_size=10, max_overflow=10)
     _ping_when_idle(engine, IDLE_PING_SECONDS)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # JSON the store reads (rows read ahead together) parsed by orjson, not json.
+        set_json_loads(orjson.loads, dbapi_connection)
+
     return engine
 
 
@@ -105,16 +113,26 @@ class Store:
         # sleeping busy handler) and reuse one connection (no pool checkout per transaction).
         self._writer_lock = threading.Lock()
         self._writer_connection: Connection | None = None
-        # SQLite writes one transaction at a time anyway, so concurrent small writes share one
-        # (group commit). PostgreSQL runs them side by side; only appends wait on the head lock.
-        self._group_writer = GroupCommitWriter(self.write) if self.dialect == "sqlite" else None
+        # Concurrent small writes (access decisions) share one transaction and one commit:
+        # SQLite writes one transaction at a time anyway, and on PostgreSQL every append waits
+        # for the head lock, held until its commit.
+        self._group_writer = GroupCommitWriter(self._group_transaction)
+        self._group_connection: Connection | None = None
+        self._group_connection_used_at = 0.0
 
     @contextmanager
-    def write(self) -> Iterator[Repositories]:
-        """A read-write transaction: committed when the block ends, rolled back if it raises."""
+    def write(self, *, defer_appends: bool = False) -> Iterator[Repositories]:
+        """A read-write transaction: committed when the block ends, rolled back if it raises.
+
+        ``defer_appends``: the events recorded in it are appended together just before the
+        commit (on PostgreSQL in the commit's round trip), or when the block calls
+        ``tx.audit.append_deferred()``."""
         if self.dialect != "sqlite":
-            with self.engine.connect() as connection, connection.begin():
-                yield Repositories(connection, checkpoints=self.checkpoints)
+            with (
+                self.engine.connect() as connection,
+                self._postgresql_transaction(connection, defer_appends) as tx,
+            ):
+                yield tx
             return
         with self._writer_lock:
             connection = self._sqlite_writer()
@@ -125,7 +143,11 @@ class Store:
             # statements joins this transaction (the begin hook sees it open) and ends it here.
             driver.execute("BEGIN IMMEDIATE")
             try:
-                yield Repositories(connection, checkpoints=self.checkpoints)
+                tx = Repositories(
+                    connection, checkpoints=self.checkpoints, defer_appends=defer_appends
+                )
+                yield tx
+                tx.audit.append_deferred()
                 if connection.in_transaction():
                     connection.commit()
                 else:
@@ -137,6 +159,38 @@ class Store:
                     driver.rollback()
                 raise
 
+    @contextmanager
+    def _postgresql_transaction(
+        self, connection: Connection, defer_appends: bool
+    ) -> Iterator[Repositories]:
+        with connection.begin() as transaction:
+            tx = Repositories(connection, checkpoints=self.checkpoints, defer_appends=defer_appends)
+            yield tx
+            tx.audit.append_deferred(then=transaction.commit)
+
+    @contextmanager
+    def _group_transaction(self) -> Iterator[Repositories]:
+        """The group-commit writer's transactions. On PostgreSQL they reuse one connection
+        (no pool checkout and return per batch); after an idle spell it is dropped for a
+        pooled one, which the pool pings before handing it out."""
+        if self.dialect == "sqlite":
+            with self.write(defer_appends=True) as tx:
+                yield tx
+            return
+        connection = self._group_connection
+        now = time.monotonic()
+        if connection is not None and (
+            connection.invalidated or now - self._group_connection_used_at > IDLE_PING_SECONDS
+        ):
+            connection.invalidate()
+            connection.close()
+            connection = None
+        if connection is None:
+            connection = self._group_connection = self.engine.connect()
+        self._group_connection_used_at = now
+        with self._postgresql_transaction(connection, True) as tx:
+            yield tx
+
     def _sqlite_writer(self) -> Connection:
         if self._writer_connection is None or self._writer_connection.invalidated:
             if self._writer_connection is not None:
@@ -146,14 +200,15 @@ class Store:
             )
         return self._writer_connection
 
-    def write_grouped(self, work: Callable[[Repositories], T]) -> T:
-        """``work`` in a write transaction, possibly shared with concurrent callers' (each in its
-        own savepoint, one commit for all); returns once committed, raises what ``work`` or the
-        commit raised, and then nothing of ``work`` is kept."""
-        if self._group_writer is None:
-            with self.write() as tx:
-                return work(tx)
-        return self._group_writer.run(work)
+    def write_grouped(
+        self, work: Callable[[Repositories], T], *, read_ahead: ReadAhead | None = None
+    ) -> T:
+        """``work`` in a write transaction shared with concurrent callers' (one commit for
+        all, ``GroupCommitWriter``); returns once committed, raises what ``work`` or the commit
+        raised, and then nothing of ``work`` is kept. ``work`` may run twice and must have no
+        effect outside the transaction; the events it records are appended at the end of the
+        batch. ``read_ahead``: rows it will read, read with the batch's others at once."""
+        return self._group_writer.run(work, read_ahead)
 
     @contextmanager
     def read(self) -> Iterator[Repositories]:
@@ -174,8 +229,10 @@ class Store:
 
     def dispose(self) -> None:
         """Stop the group-commit writer and close every pooled connection."""
-        if self._group_writer is not None:
-            self._group_writer.close()
+        self._group_writer.close()
+        if self._group_connection is not None:
+            self._group_connection.close()
+            self._group_connection = None
         with self._writer_lock:
             if self._writer_connection is not None:
                 self._writer_connection.close()

@@ -7,9 +7,7 @@ itself is pure code in ``dstrail.audit.merkle``; this module only stores and rea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +15,7 @@ from sqlalchemy import Connection, select, text, tuple_
 
 from dstrail.audit import merkle
 from dstrail.errors import DstrailError, InvalidInput
+from dstrail.store.driver import DriverCursor, statement
 from dstrail.store.schema import audit_checkpoints, audit_events, audit_merkle_nodes
 
 T = TypeVar("T")
@@ -85,63 +84,13 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One SQL statement in each driver's parameter style (``:name`` / ``%(name)s``)."""
-
-    sqlite: str
-    postgresql: str
-
-
-def statement(sql: str) -> Statement:
-    """A statement written with ``:name`` parameters."""
-    return Statement(sqlite=sql, postgresql=re.sub(r":(\w+)", r"%(\1)s", sql))
-
-
-class DriverCursor:
-    """Runs the append path's fixed statements on the transaction's own driver cursor.
-
-    An append is five or six statements; SQLAlchemy's execution layer costs tens of
-    microseconds each, more than the statements themselves, so the hot path skips it (same
-    connection, same transaction)."""
-
-    __slots__ = ("_cursor", "_driver", "_postgresql")
-
-    def __init__(self, connection: Connection) -> None:
-        self._cursor: Any = connection.connection.cursor()
-        self._driver: Any = connection.connection.driver_connection
-        self._postgresql = connection.dialect.name == "postgresql"
-
-    def pipeline(self) -> AbstractContextManager[Any]:
-        """Statements inside go to PostgreSQL without waiting for each answer (one round trip
-        for all, errors raised at the end of the block); on SQLite, a plain block."""
-        return self._driver.pipeline() if self._postgresql else nullcontext()
-
-    def execute(self, sql: Statement, params: dict[str, Any] | None = None) -> None:
-        """Run one statement."""
-        self._cursor.execute(sql.postgresql if self._postgresql else sql.sqlite, params or {})
-
-    def executemany(self, sql: Statement, params: list[dict[str, Any]]) -> None:
-        """Run one statement for each parameter set."""
-        self._cursor.executemany(sql.postgresql if self._postgresql else sql.sqlite, params)
-
-    def fetchone(self) -> tuple[Any, ...]:
-        """The next row of the last statement."""
-        row: tuple[Any, ...] = self._cursor.fetchone()
-        return row
-
-    def close(self) -> None:
-        """Release the driver cursor."""
-        self._cursor.close()
-
-
 _INSERT_NODE = statement(
     "INSERT INTO audit_merkle_nodes (level, idx, hash) VALUES (:level, :idx, :hash)"
 )
-_SET_FRONTIER = statement("UPDATE audit_head SET frontier = :frontier WHERE id = 1")
-_SET_FRONTIER_AND_CHECKPOINT = statement(
-    "UPDATE audit_head SET frontier = :frontier, checkpoint_size = :size, checkpoint_ms = :ms "
-    "WHERE id = 1"
+_SET_HEAD = statement("UPDATE audit_head SET size = :size, frontier = :frontier WHERE id = 1")
+_SET_HEAD_AND_CHECKPOINT = statement(
+    "UPDATE audit_head SET size = :size, frontier = :frontier, "
+    "checkpoint_size = :checkpoint_size, checkpoint_ms = :ms WHERE id = 1"
 )
 _SET_CHECKPOINT = statement(
     "UPDATE audit_head SET checkpoint_size = :size, checkpoint_ms = :ms WHERE id = 1"
@@ -161,38 +110,44 @@ def extend_tree(
     *,
     size: int,
     frontier: bytes | None,
-    leaf: bytes,
+    leaves: Sequence[tuple[bytes, int]],
     checkpoint_ms: int,
-    now_ms: int,
     policy: CheckpointPolicy | None,
 ) -> None:
-    """Add leaf number ``size`` (1-based: the event's seq) to the tree whose frontier before it
-    was ``frontier``: store the subtrees it completes, the new frontier and, when due, a
-    checkpoint. O(log n), reading no old rows. The caller holds the head row lock."""
-    before = merkle.unpack_frontier(frontier)
-    if len(before) != (size - 1).bit_count():
+    """Add leaves number ``size + 1``, ``size + 2``... (each a leaf hash and the time of its
+    event) to the tree of ``size`` leaves whose frontier is ``frontier``: store the subtrees
+    they complete, the new head (size and frontier) and, when due, checkpoints. O(log n) per
+    leaf, reading no old rows. The caller holds the head row lock."""
+    hashes = merkle.unpack_frontier(frontier)
+    if len(hashes) != size.bit_count():
         # A loader that wrote events around dstrail left the head without its frontier:
         # refuse rather than extend a tree that no longer matches its events.
         raise DstrailError(
-            f"the audit tree head is inconsistent (size {size - 1}, {len(before)} frontier "
+            f"the audit tree head is inconsistent (size {size}, {len(hashes)} frontier "
             "hashes); run `dstrail audit verify` (docs/integrity.md, bulk loaders)"
         )
-    hashes, completed = merkle.append_leaf(before, size - 1, leaf)
-    if len(completed) == 1:
-        level, index, value = completed[0]
-        db.execute(_INSERT_NODE, {"level": level, "idx": index, "hash": value})
-    elif completed:
-        db.executemany(
-            _INSERT_NODE, [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed]
-        )
-    packed = merkle.pack_frontier(hashes)
-    if policy is not None and (
-        size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
-    ):
-        _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
-        db.execute(_SET_FRONTIER_AND_CHECKPOINT, {"frontier": packed, "size": size, "ms": now_ms})
+    checkpoint_size: int | None = None
+    for leaf, now_ms in leaves:
+        hashes, completed = merkle.append_leaf(hashes, size, leaf)
+        size += 1
+        if len(completed) == 1:
+            level, index, value = completed[0]
+            db.execute(_INSERT_NODE, {"level": level, "idx": index, "hash": value})
+        elif completed:
+            db.executemany(
+                _INSERT_NODE, [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed]
+            )
+        if policy is not None and (
+            size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
+        ):
+            _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
+            checkpoint_size, checkpoint_ms = size, now_ms
+    head = {"frontier": merkle.pack_frontier(hashes), "size": size}
+    if checkpoint_size is None:
+        db.execute(_SET_HEAD, head)
     else:
-        db.execute(_SET_FRONTIER, {"frontier": packed})
+        head.update(checkpoint_size=checkpoint_size, ms=checkpoint_ms)
+        db.execute(_SET_HEAD_AND_CHECKPOINT, head)
 
 
 def _sign(

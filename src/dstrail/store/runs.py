@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from dstrail.domain.projects import Run, RunType
+from dstrail.store.driver import DriverReads, Read, statement
 from dstrail.store.schema import runs
 
 _COLUMNS = (
@@ -19,6 +20,13 @@ _COLUMNS = (
     runs.c.started_at,
     runs.c.ended_at,
 )
+
+
+_BY_ID = statement(
+    "SELECT id, run_type, project_id, user_id, data_plane_id, started_at, ended_at "
+    "FROM runs WHERE id = :id"
+)
+"""Every access in a run reads its run: on the driver (``dstrail.store.driver``)."""
 
 
 def _run(row: Sequence[Any]) -> Run:
@@ -36,8 +44,9 @@ def _run(row: Sequence[Any]) -> Run:
 class RunRepository:
     """Reads and writes runs."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, reads: DriverReads) -> None:
         self._db = connection
+        self._reads = reads
 
     def add(self, run: Run) -> None:
         """Insert a started run."""
@@ -64,8 +73,13 @@ class RunRepository:
 
     def by_id(self, run_id: str) -> Run | None:
         """One run."""
-        row = self._db.execute(select(*_COLUMNS).where(runs.c.id == run_id)).first()
+        row = self._reads.first(*self.read_by_id(run_id))
         return _run(row) if row else None
+
+    @staticmethod
+    def read_by_id(run_id: str) -> Read:
+        """``by_id``'s read, for ``Repositories.read_ahead``."""
+        return _BY_ID, {"id": run_id}
 
     def recent(self, limit: int = 100) -> list[Run]:
         """The newest runs first."""

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.users import Role, User
 from dstrail.errors import Conflict
+from dstrail.store.driver import DriverReads, Read, statement
 from dstrail.store.schema import api_keys, users
 
 
@@ -19,12 +20,20 @@ def _user(row: Sequence[Any]) -> User:
 
 _USER_COLUMNS = (users.c.id, users.c.username, users.c.email, users.c.role)
 
+# Every authenticated request resolves its caller: on the driver (``dstrail.store.driver``).
+_BY_API_KEY_HASH = statement(
+    "SELECT u.id, u.username, u.email, u.role FROM users u "
+    "JOIN api_keys k ON k.user_id = u.id WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL"
+)
+_BY_ID = statement("SELECT id, username, email, role FROM users WHERE id = :id")
+
 
 class UserRepository:
     """Reads and writes users and API keys."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, reads: DriverReads) -> None:
         self._db = connection
+        self._reads = reads
 
     def add(self, user: User, *, now_ms: int) -> None:
         """Insert a user; ``Conflict`` when the username is taken."""
@@ -64,16 +73,17 @@ class UserRepository:
 
     def by_api_key_hash(self, key_hash: str) -> User | None:
         """The user holding a live key with this hash."""
-        row = self._db.execute(
-            select(*_USER_COLUMNS)
-            .join(api_keys, api_keys.c.user_id == users.c.id)
-            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-        ).first()
+        row = self._reads.first(*self.read_by_api_key_hash(key_hash))
         return _user(row) if row else None
+
+    @staticmethod
+    def read_by_api_key_hash(key_hash: str) -> Read:
+        """``by_api_key_hash``'s read, for ``Repositories.read_ahead``."""
+        return _BY_API_KEY_HASH, {"key_hash": key_hash}
 
     def by_id(self, user_id: str) -> User | None:
         """One user by id."""
-        row = self._db.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
+        row = self._reads.first(_BY_ID, {"id": user_id})
         return _user(row) if row else None
 
     def by_username(self, username: str) -> User | None:
@@ -83,8 +93,9 @@ class UserRepository:
 
     def by_ids(self, user_ids: list[str]) -> dict[str, User]:
         """Users by id, for the ids that exist."""
-        if not user_ids:
-            return {}
+        if len(user_ids) <= 2:  # the owner and creator of a data source: the hot path
+            found = (self.by_id(user_id) for user_id in user_ids)
+            return {user.id: user for user in found if user is not None}
         rows = self._db.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
         return {row[0]: _user(row) for row in rows}
 

@@ -1,0 +1,184 @@
+"""Fixed statements on the transaction's own driver cursor: the hot paths' way to SQL.
+
+SQLAlchemy's execution layer (statement construction, cache key, result proxy) costs tens of
+microseconds per statement, more than a small indexed statement itself. The paths every
+request takes (an append, the reads of an access decision) run their fixed SQL here instead,
+on the same connection and in the same transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement in each driver's parameter style (``:name`` / ``%(name)s``)."""
+
+    sqlite: str
+    postgresql: str
+
+
+def statement(sql: str, *, postgresql: str | None = None) -> Statement:
+    """A statement written with ``:name`` parameters; ``postgresql`` when its SQL differs."""
+    return Statement(sqlite=sql, postgresql=re.sub(r":(\w+)", r"%(\1)s", postgresql or sql))
+
+
+class DriverCursor:
+    """Runs fixed statements on the transaction's own driver cursor (same connection, same
+    transaction as the SQLAlchemy statements around it)."""
+
+    __slots__ = ("_cursor", "_driver", "_postgresql")
+
+    def __init__(self, connection: Connection) -> None:
+        self._cursor: Any = connection.connection.cursor()
+        self._driver: Any = connection.connection.driver_connection
+        self._postgresql = connection.dialect.name == "postgresql"
+
+    def __enter__(self) -> DriverCursor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def is_postgresql(self) -> bool:
+        """Whether the database is PostgreSQL (else SQLite)."""
+        return self._postgresql
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Statements inside go to PostgreSQL without waiting for each answer (one round trip
+        for all, errors raised at the end of the block); on SQLite, a plain block."""
+        return self._driver.pipeline() if self._postgresql else nullcontext()
+
+    def execute(self, sql: Statement, params: dict[str, Any] | None = None) -> None:
+        """Run one statement."""
+        self._cursor.execute(sql.postgresql if self._postgresql else sql.sqlite, params or {})
+
+    def executemany(self, sql: Statement, params: list[dict[str, Any]]) -> None:
+        """Run one statement for each parameter set."""
+        self._cursor.executemany(sql.postgresql if self._postgresql else sql.sqlite, params)
+
+    def fetchone(self) -> tuple[Any, ...]:
+        """The next row of the last statement (one is expected)."""
+        row: tuple[Any, ...] = self._cursor.fetchone()
+        return row
+
+    def first(self, sql: Statement, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        self.execute(sql, params)
+        row: tuple[Any, ...] | None = self._cursor.fetchone()
+        return row
+
+    def all(self, sql: Statement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        self.execute(sql, params)
+        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
+        return rows
+
+    def close(self) -> None:
+        """Release the driver cursor."""
+        self._cursor.close()
+
+
+_SAVEPOINT = statement("SAVEPOINT dstrail_unit")
+_RELEASE = statement("RELEASE SAVEPOINT dstrail_unit")
+_ROLLBACK_TO = statement("ROLLBACK TO SAVEPOINT dstrail_unit")
+
+
+@contextmanager
+def savepoint(connection: Connection) -> Iterator[None]:
+    """A savepoint on the driver: what the block changed is undone if it raises (then raised
+    on), kept otherwise. A third of the cost of SQLAlchemy's ``begin_nested`` per unit."""
+    with DriverCursor(connection) as cursor:
+        cursor.execute(_SAVEPOINT)
+        try:
+            yield
+        except BaseException:
+            cursor.execute(_ROLLBACK_TO)
+            cursor.execute(_RELEASE)
+            raise
+        cursor.execute(_RELEASE)
+
+
+Read = tuple[Statement, dict[str, Any]]
+"""A single-row query and its parameters."""
+
+
+class DriverReads:
+    """Single-row reads of one transaction on the driver, with read-ahead.
+
+    ``ahead`` sends several reads at once (one statement on PostgreSQL; nothing to save on
+    SQLite, which has no round trips, so it reads nothing ahead there). Each time a read was
+    asked for ahead, one later ``first`` of the same statement and parameters takes its row
+    from there. Call it just before those reads: a row read ahead is as it was then.
+    """
+
+    __slots__ = ("_ahead", "_connection")
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._ahead: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
+
+    def ahead(self, reads: Sequence[Read]) -> None:
+        """Read these now, together; what was read ahead before and not taken is dropped."""
+        self._ahead = {}
+        if self._connection.dialect.name != "postgresql" or len(reads) < 2:
+            return
+        distinct: dict[tuple[str, tuple[Any, ...]], Read] = {}
+        uses: dict[tuple[str, tuple[Any, ...]], int] = {}
+        for read in reads:
+            key = _key(*read)
+            distinct.setdefault(key, read)
+            uses[key] = uses.get(key, 0) + 1
+        ordered = sorted(distinct.items(), key=lambda item: item[0])
+        params = {
+            f"r{index}_{name}": value
+            for index, (_, (_, values)) in enumerate(ordered)
+            for name, value in values.items()
+        }
+        with DriverCursor(self._connection) as cursor:
+            row = cursor.first(_together(tuple(sql for _, (sql, _) in ordered)), params)
+        assert row is not None
+        for (key, _), found in zip(ordered, row, strict=True):
+            self._ahead[key] = [tuple(found.values()) if found else None, uses[key]]
+
+    def first(self, sql: Statement, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a query, or None: read ahead, else read now."""
+        if self._ahead:
+            key = _key(sql, params)
+            entry = self._ahead.get(key)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._ahead[key]
+                found: tuple[Any, ...] | None = entry[0]
+                return found
+        with DriverCursor(self._connection) as cursor:
+            return cursor.first(sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _together(queries: tuple[Statement, ...]) -> Statement:
+    """One PostgreSQL statement answering several single-row queries: a row of JSON objects
+    (the columns of each query's first row in order, or null). One round trip, and cheaper
+    than a pipeline of them (whose bookkeeping costs more than the queries)."""
+    parts = [
+        "(SELECT row_to_json(r) FROM ("
+        + re.sub(r"%\((\w+)\)s", rf"%(r{index}_\1)s", sql.postgresql)
+        + ") r LIMIT 1)"
+        for index, sql in enumerate(queries)
+    ]
+    together = "SELECT " + ", ".join(parts)
+    return Statement(sqlite=together, postgresql=together)
+
+
+def _key(sql: Statement, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    return sql.sqlite, tuple(sorted(params.items()))
