@@ -13,7 +13,7 @@ from dstrail.audit.encoding import event_leaf
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.events import EXTENSION_KINDS, NewAuditEvent
 from dstrail.domain.timestamps import day_of
-from dstrail.store.driver import DriverCursor, DriverReads, Read, statement
+from dstrail.store.driver import DriverCursor, DriverReads, InsertInto, Read, statement
 from dstrail.store.integrity import CheckpointPolicy, extend_tree
 from dstrail.store.schema import audit_daily_counts, audit_events
 
@@ -24,12 +24,22 @@ _LOCK_HEAD = statement(
     postgresql="SELECT size, encode(frontier, 'hex') AS frontier_hex, checkpoint_ms "
     "FROM audit_head WHERE id = 1 FOR UPDATE",
 )
-_INSERT_EVENT = statement(
-    "INSERT INTO audit_events (seq, ts_ms, event_kind, data_source_id, data_source_name, "
-    "data_source_type, performed_by, performed_by_username, run_id, project_id, metadata, "
-    "leaf_hash) "
-    "VALUES (:seq, :ts_ms, :event_kind, :data_source_id, :data_source_name, :data_source_type, "
-    ":performed_by, :performed_by_username, :run_id, :project_id, :metadata, :leaf_hash)"
+_INSERT_EVENTS = InsertInto(
+    "audit_events",
+    (
+        "seq",
+        "ts_ms",
+        "event_kind",
+        "data_source_id",
+        "data_source_name",
+        "data_source_type",
+        "performed_by",
+        "performed_by_username",
+        "run_id",
+        "project_id",
+        "metadata",
+        "leaf_hash",
+    ),
 )
 _COUNT_DAY = statement(
     "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, :count) "
@@ -170,10 +180,7 @@ class AuditRepository:
             counts[day_and_kind] = counts.get(day_and_kind, 0) + 1
         # Under the head lock: everything else in one round trip on PostgreSQL.
         with cursor.pipeline():
-            if len(rows) == 1:
-                cursor.execute(_INSERT_EVENT, rows[0])
-            else:
-                cursor.executemany(_INSERT_EVENT, rows)
+            cursor.insert(_INSERT_EVENTS, rows)
             extend_tree(
                 cursor,
                 size=size,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select, text, tuple_
 
 from dstrail.audit import merkle
 from dstrail.errors import DstrailError, InvalidInput
-from dstrail.store.driver import DriverCursor, statement
+from dstrail.store.driver import DriverCursor, InsertInto, statement
 from dstrail.store.schema import audit_checkpoints, audit_events, audit_merkle_nodes
 
 T = TypeVar("T")
@@ -84,9 +84,7 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
-_INSERT_NODE = statement(
-    "INSERT INTO audit_merkle_nodes (level, idx, hash) VALUES (:level, :idx, :hash)"
-)
+_INSERT_NODES = InsertInto("audit_merkle_nodes", ("level", "idx", "hash"))
 _SET_HEAD = statement("UPDATE audit_head SET size = :size, frontier = :frontier WHERE id = 1")
 _SET_HEAD_AND_CHECKPOINT = statement(
     "UPDATE audit_head SET size = :size, frontier = :frontier, "
@@ -127,21 +125,17 @@ def extend_tree(
             "hashes); run `dstrail audit verify` (docs/integrity.md, bulk loaders)"
         )
     checkpoint_size: int | None = None
+    nodes: list[dict[str, Any]] = []
     for leaf, now_ms in leaves:
         hashes, completed = merkle.append_leaf(hashes, size, leaf)
         size += 1
-        if len(completed) == 1:
-            level, index, value = completed[0]
-            db.execute(_INSERT_NODE, {"level": level, "idx": index, "hash": value})
-        elif completed:
-            db.executemany(
-                _INSERT_NODE, [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed]
-            )
+        nodes.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed)
         if policy is not None and (
             size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
         ):
             _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
             checkpoint_size, checkpoint_ms = size, now_ms
+    db.insert(_INSERT_NODES, nodes)
     head = {"frontier": merkle.pack_frontier(hashes), "size": size}
     if checkpoint_size is None:
         db.execute(_SET_HEAD, head)
