@@ -226,7 +226,7 @@ def bench_appends(kind: str, directory: Path, per_round: int) -> tuple[float, fl
 
 
 def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
-    """Fill a migrated store with ``count`` events, their leaves, nodes, frontier and a signed
+    """Fill a migrated store with ``count`` events, their leaves and subtree hashes, frontier and a signed
     checkpoint every 1,000 events, as appends would have left them. Returns seconds taken."""
     started = time.perf_counter()
     rng = random.Random(11)
@@ -236,7 +236,6 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
     users = [(hex_id(rng), f"user{i}") for i in range(200)]
     rows: list[tuple[Any, ...]] = []
     builder = merkle.FrontierBuilder()
-    nodes: list[tuple[int, int, bytes]] = []
     frontier: list[bytes] = []
     checkpoints: list[tuple[int, bytes, int, str, bytes]] = []
     signer = dstrail.signer
@@ -262,6 +261,8 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
             performed_by=user_id,
             timestamp_ms=ts,
         )
+        frontier, completed = merkle.append_leaf(frontier, i, leaf)
+        subtrees = b"".join(value for _, _, value in completed) or None
         rows.append(
             (
                 seq,
@@ -276,10 +277,9 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
                 None,
                 orjson.dumps(metadata).decode(),
                 leaf,
+                subtrees,
             )
         )
-        frontier, completed = merkle.append_leaf(frontier, i, leaf)
-        nodes.extend(completed)
         builder.add(leaf)
         if seq % 1000 == 0 or seq == count:
             root = merkle.root_of_frontier(frontier)
@@ -295,26 +295,20 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
     conn = driver(url)
     sqlite = isinstance(conn, sqlite3.Connection)
     mark = "?" if sqlite else "%s"
-    columns = RAW_COLUMNS + ", leaf_hash"
+    columns = RAW_COLUMNS + ", leaf_hash, subtree_hashes"
     try:
         if sqlite:
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("BEGIN IMMEDIATE")
             cursor = conn.cursor()
             cursor.executemany(
-                f"INSERT INTO audit_events ({columns}) VALUES ({', '.join([mark] * 12)})", rows
-            )
-            cursor.executemany(
-                "INSERT INTO audit_merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+                f"INSERT INTO audit_events ({columns}) VALUES ({', '.join([mark] * 13)})", rows
             )
         else:
             cursor = conn.cursor()
             with cursor.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            with cursor.copy("COPY audit_merkle_nodes (level, idx, hash) FROM STDIN") as copy:
-                for node in nodes:
-                    copy.write_row(node)
         cursor.executemany(
             f"INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature) "
             f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",

@@ -1,5 +1,6 @@
-"""Migration 0002 gives events written before it their leaves, nodes and frontier; and the
-``serve`` tick signs checkpoints when the trail is idle."""
+"""Migration 0002 gives events written before it their leaves, nodes and frontier, and 0003
+moves the nodes into the events' rows; and the ``serve`` tick signs checkpoints when the trail
+is idle."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
+from dstrail.audit import merkle
 from dstrail.audit.checkpoints import start_checkpoint_ticker
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail, open_dstrail
@@ -86,6 +88,19 @@ def test_events_from_before_0002_get_their_leaves(empty_url: str, tmp_path: Path
         report = verify_store(dstrail.store, public_key=dstrail.signer.public_raw)
         assert report.ok, report.text()
         assert report.events == 14 and report.checkpoints == 1
+        # Proofs read the subtree hashes 0002 computed, as 0003 moved them into the events.
+        with dstrail.store.read() as tx:
+            leaves = [row[11] for row in tx.integrity.events_after(0, limit=14)]
+            root = tx.integrity.root(14)
+            assert root == merkle.root_from_leaves(leaf for leaf in leaves if leaf is not None)
+            for seq in (1, 8, 13, 14):
+                path = tx.integrity.inclusion_proof(seq, 14)
+                leaf = leaves[seq - 1]
+                assert leaf is not None
+                assert merkle.verify_inclusion(leaf, seq - 1, 14, path, root)
+            for first in (1, 8, 12):
+                proof = tx.integrity.consistency_proof(first, 14)
+                assert merkle.verify_consistency(first, 14, proof, tx.integrity.root(first), root)
     finally:
         dstrail.store.dispose()
 

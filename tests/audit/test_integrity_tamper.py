@@ -55,7 +55,7 @@ def trail(dstrail: Dstrail) -> Dstrail:
 
 def attack(dstrail: Dstrail, *statements: str, params: dict[str, Any] | None = None) -> None:
     """Run SQL as the database owner, with the append-only triggers out of the way."""
-    tables = ("audit_events", "audit_merkle_nodes", "audit_checkpoints")
+    tables = ("audit_events", "audit_checkpoints")
     with dstrail.store.engine.connect() as connection, connection.begin():
         if dstrail.store.dialect == "sqlite":
             for table in tables:
@@ -272,7 +272,6 @@ def _truncate(trail: Dstrail, keep: int) -> None:
     attack(
         trail,
         f"DELETE FROM audit_events WHERE seq > {keep}",
-        f"DELETE FROM audit_merkle_nodes WHERE idx * (1 << level) + (1 << level) > {keep}",
         f"DELETE FROM audit_checkpoints WHERE tree_size > {keep}",
         f"UPDATE audit_head SET size = {keep}, frontier = :f, checkpoint_size = 30",
         params={"f": merkle.pack_frontier(frontier)},

@@ -52,6 +52,7 @@ def test_a_crash_after_the_change_leaves_nothing(
             tx, vault(dstrail), spec=spec("half-done"), actor=alice.user, now_ms=clock()
         )
         assert tx.data_sources.by_id(created.id) is not None
+        tx.audit.append_deferred()  # its event written too (else only before the commit)
         assert tx.audit.size() == 1
         raise Boom
     with dstrail.store.read() as tx:
@@ -83,6 +84,7 @@ def test_a_refused_second_step_undoes_the_first(
             actor=alice.user,
             now_ms=clock(),
         )
+        tx.audit.append_deferred()
         assert tx.audit.size() == 2
         ds_service.transfer_ownership(
             tx, data_source_id=kept.id, new_owner_id="f" * 24, actor=alice.user, now_ms=clock()

@@ -94,4 +94,5 @@ def access(
             run=run,
             metadata=metadata,
         )
+    with dstrail.store.read() as tx:
         return tx.audit.size()

@@ -13,7 +13,13 @@ from dstrail.audit.encoding import event_leaf
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.events import EXTENSION_KINDS, NewAuditEvent
 from dstrail.domain.timestamps import day_of
-from dstrail.store.driver import DriverCursor, DriverReads, InsertInto, Read, statement
+from dstrail.store.driver import (
+    DriverCursor,
+    DriverReads,
+    InsertInto,
+    Read,
+    statement,
+)
 from dstrail.store.integrity import CheckpointPolicy, extend_tree
 from dstrail.store.schema import audit_daily_counts, audit_events
 
@@ -24,23 +30,7 @@ _LOCK_HEAD = statement(
     postgresql="SELECT size, encode(frontier, 'hex') AS frontier_hex, checkpoint_ms "
     "FROM audit_head WHERE id = 1 FOR UPDATE",
 )
-_INSERT_EVENTS = InsertInto(
-    "audit_events",
-    (
-        "seq",
-        "ts_ms",
-        "event_kind",
-        "data_source_id",
-        "data_source_name",
-        "data_source_type",
-        "performed_by",
-        "performed_by_username",
-        "run_id",
-        "project_id",
-        "metadata",
-        "leaf_hash",
-    ),
-)
+_INSERT_EVENTS = InsertInto(audit_events)
 _COUNT_DAY = statement(
     "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, :count) "
     "ON CONFLICT (day, event_kind) DO UPDATE SET count = audit_daily_counts.count + :count"
@@ -114,11 +104,14 @@ class AuditRepository:
         self._reads = reads
         self._checkpoints = checkpoints
         self._deferred: list[NewAuditEvent] | None = [] if defer_appends else None
+        self.recorded = 0
+        """How many events ``record`` took in this transaction."""
 
     def record(self, event: NewAuditEvent) -> None:
         """Append ``event`` in this transaction: now, or, in a transaction opened with
-        ``defer_appends`` (a group commit's), with the others recorded in it when
-        ``append_deferred`` runs before its commit (one lock and one round trip for all)."""
+        ``defer_appends`` (``Store.write`` and group commits), with the others recorded in it
+        when ``append_deferred`` runs before its commit (one lock and one round trip for all)."""
+        self.recorded += 1
         if self._deferred is None:
             self.append(event)
         else:
@@ -178,21 +171,24 @@ class AuditRepository:
         for event in events:
             day_and_kind = (day_of(event.timestamp_ms), event.event_kind.value)
             counts[day_and_kind] = counts.get(day_and_kind, 0) + 1
-        # Under the head lock: everything else in one round trip on PostgreSQL.
-        with cursor.pipeline():
-            cursor.insert(_INSERT_EVENTS, rows)
-            extend_tree(
-                cursor,
-                size=size,
-                frontier=frontier,
-                leaves=[(row["leaf_hash"], row["ts_ms"]) for row in rows],
-                checkpoint_ms=checkpoint_ms,
-                policy=self._checkpoints,
-            )
-            for (day, kind), count in counts.items():
-                cursor.execute(_COUNT_DAY, {"day": day, "event_kind": kind, "count": count})
-            if then is not None:
-                then()
+        # Under the head lock: everything else in one statement on PostgreSQL.
+        writes = cursor.batch()
+        subtrees = extend_tree(
+            writes,
+            size=size,
+            frontier=frontier,
+            leaves=[(row["leaf_hash"], row["ts_ms"]) for row in rows],
+            checkpoint_ms=checkpoint_ms,
+            policy=self._checkpoints,
+        )
+        for row, subtree_hashes in zip(rows, subtrees, strict=True):
+            row["subtree_hashes"] = subtree_hashes
+        writes.insert(_INSERT_EVENTS, rows)
+        for (day, kind), count in counts.items():
+            writes.execute(_COUNT_DAY, {"day": day, "event_kind": kind, "count": count})
+        cursor.write_all(writes)
+        if then is not None:
+            then()
         return int(size) + len(rows)
 
     def size(self) -> int:

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, select, text, tuple_
+from sqlalchemy import Connection, select, text
 
 from dstrail.audit import merkle
 from dstrail.errors import DstrailError, InvalidInput
-from dstrail.store.driver import DriverCursor, InsertInto, statement
-from dstrail.store.schema import audit_checkpoints, audit_events, audit_merkle_nodes
+from dstrail.store.driver import DriverCursor, Statement, statement
+from dstrail.store.schema import audit_checkpoints, audit_events
 
 T = TypeVar("T")
 
@@ -84,7 +84,6 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
-_INSERT_NODES = InsertInto("audit_merkle_nodes", ("level", "idx", "hash"))
 _SET_HEAD = statement("UPDATE audit_head SET size = :size, frontier = :frontier WHERE id = 1")
 _SET_HEAD_AND_CHECKPOINT = statement(
     "UPDATE audit_head SET size = :size, frontier = :frontier, "
@@ -103,19 +102,30 @@ _LOCK_HEAD = text(
 )
 
 
+class Executes(Protocol):
+    """Runs (or collects) statements: a ``DriverCursor`` or a ``WriteBatch``."""
+
+    def execute(self, sql: Statement, params: dict[str, Any] | None = None) -> None:
+        """Run or collect one statement."""
+        ...
+
+
 def extend_tree(
-    db: DriverCursor,
+    db: Executes,
     *,
     size: int,
     frontier: bytes | None,
     leaves: Sequence[tuple[bytes, int]],
     checkpoint_ms: int,
     policy: CheckpointPolicy | None,
-) -> None:
+) -> list[bytes | None]:
     """Add leaves number ``size + 1``, ``size + 2``... (each a leaf hash and the time of its
-    event) to the tree of ``size`` leaves whose frontier is ``frontier``: store the subtrees
-    they complete, the new head (size and frontier) and, when due, checkpoints. O(log n) per
-    leaf, reading no old rows. The caller holds the head row lock."""
+    event) to the tree of ``size`` leaves whose frontier is ``frontier``: store the new head
+    (size and frontier) and, when due, checkpoints. O(log n) per leaf, reading no old rows.
+    The caller holds the head row lock.
+
+    Returns, for each leaf, the hashes of the subtrees it completes (``subtree_hashes``), which
+    the caller stores in that event's own row: levels 1, 2... concatenated, None for none."""
     hashes = merkle.unpack_frontier(frontier)
     if len(hashes) != size.bit_count():
         # A loader that wrote events around dstrail left the head without its frontier:
@@ -125,27 +135,27 @@ def extend_tree(
             "hashes); run `dstrail audit verify` (docs/integrity.md, bulk loaders)"
         )
     checkpoint_size: int | None = None
-    nodes: list[dict[str, Any]] = []
+    subtrees: list[bytes | None] = []
     for leaf, now_ms in leaves:
         hashes, completed = merkle.append_leaf(hashes, size, leaf)
         size += 1
-        nodes.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in completed)
+        subtrees.append(b"".join(value for _, _, value in completed) if completed else None)
         if policy is not None and (
             size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
         ):
             _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
             checkpoint_size, checkpoint_ms = size, now_ms
-    db.insert(_INSERT_NODES, nodes)
     head = {"frontier": merkle.pack_frontier(hashes), "size": size}
     if checkpoint_size is None:
         db.execute(_SET_HEAD, head)
     else:
         head.update(checkpoint_size=checkpoint_size, ms=checkpoint_ms)
         db.execute(_SET_HEAD_AND_CHECKPOINT, head)
+    return subtrees
 
 
 def _sign(
-    db: DriverCursor, policy: CheckpointPolicy, *, size: int, root: bytes, now_ms: int
+    db: Executes, policy: CheckpointPolicy, *, size: int, root: bytes, now_ms: int
 ) -> CheckpointRecord:
     record = CheckpointRecord(
         tree_size=size,
@@ -258,15 +268,20 @@ class IntegrityRepository:
             for seq, value in rows:
                 if value is not None:
                     found[(0, int(seq) - 1)] = bytes(value)
-        inner = sorted(node for node in wanted if node[0] > 0)
+        # Node (level L >= 1, index i) is stored by the event that completes it, the last of its
+        # leaves: seq (i + 1) * 2^L, at offset (L - 1) * 32 of that row's subtree_hashes.
+        inner = {((index + 1) << level): (level, index) for level, index in wanted if level > 0}
         if inner:
-            node_rows = self._db.execute(
-                select(
-                    audit_merkle_nodes.c.level, audit_merkle_nodes.c.idx, audit_merkle_nodes.c.hash
-                ).where(tuple_(audit_merkle_nodes.c.level, audit_merkle_nodes.c.idx).in_(inner))
+            rows = self._db.execute(
+                select(audit_events.c.seq, audit_events.c.subtree_hashes).where(
+                    audit_events.c.seq.in_(sorted(inner))
+                )
             )
-            for level, index, value in node_rows:
-                found[(int(level), int(index))] = bytes(value)
+            for seq, value in rows:
+                level, index = inner[int(seq)]
+                start = (level - 1) * merkle.HASH_SIZE
+                if value is not None and len(value) >= start + merkle.HASH_SIZE:
+                    found[(level, index)] = bytes(value[start : start + merkle.HASH_SIZE])
         return found
 
     def _compute(self, compute: Callable[[merkle.NodeReader], T]) -> T:

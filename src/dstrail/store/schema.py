@@ -9,7 +9,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -129,6 +128,8 @@ audit_events = Table(
     Column("project_id", String(24), nullable=True),
     Column("metadata", Text, nullable=False),
     Column("leaf_hash", LargeBinary, nullable=True),
+    # The hashes of the Merkle subtrees (level 1, 2...) this event completes, concatenated.
+    Column("subtree_hashes", LargeBinary, nullable=True),
 )
 
 audit_head = Table(
@@ -140,15 +141,6 @@ audit_head = Table(
     Column("checkpoint_size", BigInteger, nullable=False),
     Column("checkpoint_ms", BigInteger, nullable=False),
 )
-
-audit_merkle_nodes = Table(
-    "audit_merkle_nodes",
-    metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary, nullable=False),
-)
-"""Hashes of complete Merkle subtrees of level >= 1 (level 0: ``audit_events.leaf_hash``)."""
 
 audit_checkpoints = Table(
     "audit_checkpoints",

@@ -255,7 +255,6 @@ def change_permissions(
 ) -> Response:
     """Replace who may use it (``set_permissions``)."""
     with dstrail.store.write() as tx:
-        before = tx.audit.size()
         service.set_permissions(
             tx,
             data_source_id=data_source_id,
@@ -263,7 +262,7 @@ def change_permissions(
             actor=signed_in.user,
             now_ms=dstrail.clock(),
         )
-        changed = tx.audit.size() > before
+        changed = tx.audit.recorded > 0
     return _back(data_source_id, "permissions" if changed else "unchanged")
 
 
