@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dstrail.context import Dstrail
+from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.users import Role, User
+from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
+from dstrail.services.credentials import CredentialVault
 
 
 class SettableClock:
@@ -74,3 +77,29 @@ def data_source_body(name: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def create_dataset(
+    dstrail: Dstrail,
+    owner: Login,
+    name: str,
+    *,
+    permissions: Permissions | None = None,
+    config: dict[str, str] | None = None,
+) -> DataSource:
+    """A ``DatasetConfig`` data source of ``owner``, for everyone unless ``permissions``."""
+    with dstrail.store.write() as tx:
+        return ds_service.create_data_source(
+            tx,
+            CredentialVault(dstrail.keys.encryption_key),
+            spec=ds_service.DataSourceCreate(
+                name=name,
+                data_source_type="DatasetConfig",
+                auth_type="NoAuth",
+                credential_type=CredentialType.SHARED,
+                config=config or {},
+                permissions=permissions or Permissions(is_everyone=True),
+            ),
+            actor=owner.user,
+            now_ms=dstrail.clock(),
+        )

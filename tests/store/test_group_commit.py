@@ -12,16 +12,14 @@ import pytest
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.datasources import CredentialType, DataSource, Permissions
+from dstrail.domain.datasources import DataSource
 from dstrail.domain.events import EventKind, NewAuditEvent
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.users import Role, User
 from dstrail.errors import Conflict
-from dstrail.services import datasources as ds_service
-from dstrail.services.credentials import CredentialVault
 from dstrail.store import Repositories
 from dstrail.store.group_commit import GroupCommitWriter
-from tests.support import Login, audit_count
+from tests.support import Login, audit_count, create_dataset
 
 
 def _add_user(username: str) -> Callable[[Repositories], str]:
@@ -33,43 +31,54 @@ def _add_user(username: str) -> Callable[[Repositories], str]:
     return work
 
 
-def test_a_failing_unit_leaves_nothing_and_the_rest_of_its_batch_commits(
-    dstrail: Dstrail,
-) -> None:
-    writer = GroupCommitWriter(dstrail.store.write)
-    waiting = 4
-    release = threading.Event()
+Work = Callable[[Repositories], str]
+
+
+def _run_as_one_batch(
+    writer: GroupCommitWriter, first: Work, others: dict[str, Work]
+) -> dict[str, object]:
+    """Run ``first``, which holds the writer until ``others`` are queued behind it (in order),
+    so that all of them make one batch; each one's result or error, by name."""
+    results: dict[str, object] = {}
+    queued = threading.Event()
 
     def hold_the_writer(tx: Repositories) -> str:
         deadline = time.monotonic() + 10
-        while writer._queue.qsize() < waiting and time.monotonic() < deadline:
+        while writer._queue.qsize() < len(others) and time.monotonic() < deadline:
             time.sleep(0.005)
-        release.set()
-        return "held"
+        queued.set()
+        return first(tx)
 
-    results: dict[str, object] = {}
-
-    def submit(name: str, work: Callable[[Repositories], str]) -> None:
+    def submit(name: str, work: Work) -> None:
         try:
             results[name] = writer.run(work)
         except Exception as error:
             results[name] = error
 
-    first = threading.Thread(target=submit, args=("hold", hold_the_writer))
-    first.start()
+    threads = [threading.Thread(target=submit, args=("first", hold_the_writer))]
+    threads[0].start()
     time.sleep(0.05)
-    threads = [
-        threading.Thread(target=submit, args=(name, _add_user(username)))
-        for name, username in (("a", "ann"), ("dup1", "dana"), ("dup2", "dana"), ("b", "ben"))
-    ]
+    for name, work in others.items():
+        threads.append(threading.Thread(target=submit, args=(name, work)))
+        threads[-1].start()
+        time.sleep(0.02)  # queued in this order
     for thread in threads:
-        thread.start()
-    for thread in [first, *threads]:
         thread.join(timeout=20)
     writer.close()
+    assert queued.is_set(), "the other units were not queued behind the first one"
+    return results
 
-    assert release.is_set(), "the four units were not queued behind the first one"
-    assert results["hold"] == "held"
+
+def test_a_failing_unit_leaves_nothing_and_the_rest_of_its_batch_commits(
+    dstrail: Dstrail,
+) -> None:
+    others = {
+        name: _add_user(username)
+        for name, username in (("a", "ann"), ("dup1", "dana"), ("dup2", "dana"), ("b", "ben"))
+    }
+    results = _run_as_one_batch(GroupCommitWriter(dstrail.store.write), lambda tx: "held", others)
+
+    assert results["first"] == "held"
     conflicts = [results["dup1"], results["dup2"]]
     assert sum(isinstance(r, Conflict) for r in conflicts) == 1
     assert sum(isinstance(r, str) for r in conflicts) == 1
@@ -115,17 +124,10 @@ def test_a_batch_appends_its_events_at_its_end_and_keeps_none_of_a_failed_unit(
     fails after recording one leaves no event, and the batch's others keep theirs, in order.
     The first failure rolls the batch back and runs the others again one savepoint each, where
     the second failure is undone alone."""
-    ds = _dataset(dstrail, alice)
+    ds = create_dataset(dstrail, alice, "grouped")
     before = audit_count(dstrail)
-    # The store's own grouped transactions (events deferred to the end of the batch).
-    writer = GroupCommitWriter(dstrail.store._group_transaction)
-    queued = threading.Event()
 
-    def hold_the_writer(tx: Repositories) -> str:
-        deadline = time.monotonic() + 10
-        while writer._queue.qsize() < 4 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        queued.set()
+    def first(tx: Repositories) -> str:
         tx.audit.record(_access_event(ds, alice.user, "first"))
         assert tx.audit.size() == before, "appends wait for the end of the batch"
         return "first"
@@ -139,27 +141,13 @@ def test_a_batch_appends_its_events_at_its_end_and_keeps_none_of_a_failed_unit(
 
         return work
 
-    results: dict[str, object] = {}
+    others = {
+        name: record(name, fail)
+        for name, fail in (("second", False), ("failing", True), ("third", False), ("last", True))
+    }
+    # The store's own grouped transactions (events deferred to the end of the batch).
+    results = _run_as_one_batch(GroupCommitWriter(dstrail.store._group_transaction), first, others)
 
-    def submit(name: str, work: Callable[[Repositories], str]) -> None:
-        try:
-            results[name] = writer.run(work)
-        except Exception as error:
-            results[name] = error
-
-    first = threading.Thread(target=submit, args=("first", hold_the_writer))
-    first.start()
-    time.sleep(0.05)
-    threads = []
-    for name, fail in (("second", False), ("failing", True), ("third", False), ("last", True)):
-        threads.append(threading.Thread(target=submit, args=(name, record(name, fail))))
-        threads[-1].start()
-        time.sleep(0.02)  # queued in this order
-    for thread in [first, *threads]:
-        thread.join(timeout=20)
-    writer.close()
-
-    assert queued.is_set(), "the four units were not queued behind the first one"
     assert isinstance(results["failing"], RuntimeError)
     assert isinstance(results["last"], RuntimeError)
     assert [results[name] for name in ("first", "second", "third")] == [
@@ -176,21 +164,3 @@ def test_a_batch_appends_its_events_at_its_end_and_keeps_none_of_a_failed_unit(
     assert audit_count(dstrail) == before + 3
     report = verify_store(dstrail.store, public_key=dstrail.signer.public_raw)
     assert report.ok, report.text()
-
-
-def _dataset(dstrail: Dstrail, owner: Login) -> DataSource:
-    with dstrail.store.write() as tx:
-        return ds_service.create_data_source(
-            tx,
-            CredentialVault(dstrail.keys.encryption_key),
-            spec=ds_service.DataSourceCreate(
-                name="grouped",
-                data_source_type="DatasetConfig",
-                auth_type="NoAuth",
-                credential_type=CredentialType.SHARED,
-                config={},
-                permissions=Permissions(is_everyone=True),
-            ),
-            actor=owner.user,
-            now_ms=dstrail.clock(),
-        )

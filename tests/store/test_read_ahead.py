@@ -7,15 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from dstrail.context import Dstrail
-from dstrail.domain.datasources import CredentialType, DataSource, Permissions
+from dstrail.domain.datasources import DataSource, Permissions
 from dstrail.domain.projects import Run, RunType
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
-from dstrail.services.credentials import CredentialVault
 from dstrail.services.users import hash_api_key
 from dstrail.store import ReadAhead, Repositories
-from tests.support import Login
+from tests.support import Login, create_dataset
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,14 @@ def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
         run = run_service.start_run(
             tx, project=project, user=alice.user, run_type=RunType.BATCH, now_ms=now
         )
-        ds = ds_service.create_data_source(
-            tx,
-            CredentialVault(dstrail.keys.encryption_key),
-            spec=ds_service.DataSourceCreate(
-                name="shared-ds",
-                data_source_type="DatasetConfig",
-                auth_type="NoAuth",
-                credential_type=CredentialType.SHARED,
-                config={"note": "a config value"},
-                permissions=Permissions(is_everyone=False, user_ids=(bob.id,)),
-            ),
-            actor=alice.user,
-            now_ms=now,
-        )
+    ds = create_dataset(
+        dstrail,
+        alice,
+        "shared-ds",
+        permissions=Permissions(is_everyone=False, user_ids=(bob.id,)),
+        config={"note": "a config value"},
+    )
+    with dstrail.store.write() as tx:
         ds = ds_service.attach_to_project(
             tx, data_source_id=ds.id, project_id=project.id, actor=alice.user, now_ms=now
         )

@@ -9,31 +9,29 @@ from dstrail.audit import merkle
 from dstrail.audit.recorder import record_event
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail
-from dstrail.domain.datasources import CredentialType, Permissions
+from dstrail.domain.datasources import DataSource
 from dstrail.domain.events import EventKind
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.users import Role, User
-from dstrail.services import datasources as service
-from dstrail.services.credentials import CredentialVault
-from tests.support import Login, audit_count
+from dstrail.store import Repositories
+from tests.support import Login, audit_count, create_dataset
 
 
 def _create(dstrail: Dstrail, actor: Login, name: str) -> None:
-    with dstrail.store.write() as tx:
-        service.create_data_source(
-            tx,
-            CredentialVault(dstrail.keys.encryption_key),
-            spec=service.DataSourceCreate(
-                name=name,
-                data_source_type="DatasetConfig",
-                auth_type="NoAuth",
-                credential_type=CredentialType.SHARED,
-                config={},
-                permissions=Permissions(is_everyone=True),
-            ),
-            actor=actor.user,
-            now_ms=dstrail.clock(),
-        )
+    create_dataset(dstrail, actor, name)
+
+
+def _record_access(
+    dstrail: Dstrail, tx: Repositories, ds: DataSource, actor: Login, **metadata: str
+) -> None:
+    record_event(
+        tx,
+        kind=EventKind.ACCESS_DATA_SOURCE,
+        data_source=ds,
+        actor=actor.user,
+        now_ms=dstrail.clock(),
+        metadata=metadata,
+    )
 
 
 def test_a_failed_write_keeps_nothing_and_the_next_write_commits(
@@ -62,33 +60,15 @@ def test_an_append_only_block_commits_and_a_failed_one_keeps_no_event(
     assert ds is not None
     before = audit_count(dstrail)
     with dstrail.store.write() as tx:  # only the driver-cursor append runs here
-        record_event(
-            tx,
-            kind=EventKind.ACCESS_DATA_SOURCE,
-            data_source=ds,
-            actor=alice.user,
-            now_ms=dstrail.clock(),
-        )
+        _record_access(dstrail, tx, ds, alice)
     assert audit_count(dstrail) == before + 1
     with pytest.raises(RuntimeError), dstrail.store.write() as tx:
-        record_event(
-            tx,
-            kind=EventKind.ACCESS_DATA_SOURCE,
-            data_source=ds,
-            actor=alice.user,
-            now_ms=dstrail.clock(),
-        )
+        _record_access(dstrail, tx, ds, alice)
         tx.audit.append_deferred()  # written now, not only just before the commit
         raise RuntimeError("crash after the append")
     assert audit_count(dstrail) == before + 1
     with dstrail.store.write() as tx:
-        record_event(
-            tx,
-            kind=EventKind.ACCESS_DATA_SOURCE,
-            data_source=ds,
-            actor=alice.user,
-            now_ms=dstrail.clock(),
-        )
+        _record_access(dstrail, tx, ds, alice)
     with dstrail.store.read() as tx:
         seq = tx.audit.size()
     assert seq == before + 2  # dense: the rolled-back append left no gap
@@ -106,14 +86,7 @@ def test_a_writes_events_are_appended_together_just_before_its_commit(
     before = audit_count(dstrail)
     with dstrail.store.write() as tx:
         for n in range(3):
-            record_event(
-                tx,
-                kind=EventKind.ACCESS_DATA_SOURCE,
-                data_source=ds,
-                actor=alice.user,
-                now_ms=dstrail.clock(),
-                metadata={"n": str(n)},
-            )
+            _record_access(dstrail, tx, ds, alice, n=str(n))
         assert tx.audit.recorded == 3
         assert tx.audit.size() == before  # not appended yet
     with dstrail.store.read() as tx:
