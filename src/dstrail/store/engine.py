@@ -125,9 +125,9 @@ class Store:
         """A read-write transaction: committed when the block ends, rolled back if it raises.
 
         The events recorded in it (``tx.audit.record``) are appended together just before the
-        commit, under the audit head lock (on PostgreSQL in the commit's round trip): the lock
-        is held for the shortest time, and a block that records one event costs the database
-        what a plain insert and commit cost, plus the head read."""
+        commit, under the audit head lock, which is so held for the shortest time (on
+        PostgreSQL: the head read, then one statement for the events, head and counts, then the
+        commit)."""
         if self.dialect != "sqlite":
             with (
                 self.engine.connect() as connection,
