@@ -20,16 +20,9 @@ from dstrail.store.driver import (
     Read,
     statement,
 )
-from dstrail.store.integrity import CheckpointPolicy, extend_tree
+from dstrail.store.integrity import LOCK_HEAD, CheckpointPolicy, Head, extend_tree
 from dstrail.store.schema import audit_daily_counts, audit_events
 
-_LOCK_HEAD = statement(
-    # SQLite: the transaction already holds the one write lock (BEGIN IMMEDIATE). The frontier
-    # comes as hex text, as it does when this read is read ahead (in JSON) with others.
-    "SELECT size, hex(frontier) AS frontier_hex, checkpoint_ms FROM audit_head WHERE id = 1",
-    postgresql="SELECT size, encode(frontier, 'hex') AS frontier_hex, checkpoint_ms "
-    "FROM audit_head WHERE id = 1 FOR UPDATE",
-)
 _INSERT_EVENTS = InsertInto(audit_events)
 _COUNT_DAY = statement(
     "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, :count) "
@@ -141,7 +134,7 @@ class AuditRepository:
     @staticmethod
     def read_head() -> Read:
         """The read that locks the head row before appends, for ``Repositories.read_ahead``."""
-        return _LOCK_HEAD, {}
+        return LOCK_HEAD, {}
 
     def append(self, event: NewAuditEvent) -> int:
         """Append one event now; its dense sequence number, in commit order, is returned."""
@@ -162,10 +155,8 @@ class AuditRepository:
         that lock each event also becomes leaf ``seq`` of the Merkle tree (its leaf hash, the
         subtrees it completes, the new frontier) and, when due, a signed checkpoint is kept.
         """
-        head = self._reads.first(*self.read_head())
-        assert head is not None, "audit_head has its one row from the first migration"
-        size, frontier_hex, checkpoint_ms = head
-        frontier = bytes.fromhex(frontier_hex) if frontier_hex else None
+        head = Head.of(self._reads.first(*self.read_head()))
+        size = head.size
         rows = [_event_row(seq, event) for seq, event in enumerate(events, start=size + 1)]
         counts: dict[tuple[int, str], int] = {}
         for event in events:
@@ -176,9 +167,9 @@ class AuditRepository:
         subtrees = extend_tree(
             writes,
             size=size,
-            frontier=frontier,
+            frontier=head.frontier,
             leaves=[(row["leaf_hash"], row["ts_ms"]) for row in rows],
-            checkpoint_ms=checkpoint_ms,
+            checkpoint_ms=head.checkpoint_ms,
             policy=self._checkpoints,
         )
         for row, subtree_hashes in zip(rows, subtrees, strict=True):

@@ -120,18 +120,9 @@ class DriverCursor:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    @property
-    def is_postgresql(self) -> bool:
-        """Whether the database is PostgreSQL (else SQLite)."""
-        return self._postgresql
-
     def execute(self, sql: Statement, params: dict[str, Any] | None = None) -> None:
         """Run one statement."""
         self._cursor.execute(sql.postgresql if self._postgresql else sql.sqlite, params or {})
-
-    def executemany(self, sql: Statement, params: list[dict[str, Any]]) -> None:
-        """Run one statement for each parameter set."""
-        self._cursor.executemany(sql.postgresql if self._postgresql else sql.sqlite, params)
 
     def batch(self) -> WriteBatch:
         """An empty batch of writes for ``write_all``."""
@@ -146,29 +137,13 @@ class DriverCursor:
             for sql, params in writes:
                 self.execute(sql, params)
         elif writes:
-            params = {
-                f"w{index}_{name}": value
-                for index, (_, values) in enumerate(writes)
-                for name, value in values.items()
-            }
-            self.execute(_with_all(tuple(sql for sql, _ in writes)), params)
-
-    def fetchone(self) -> tuple[Any, ...]:
-        """The next row of the last statement (one is expected)."""
-        row: tuple[Any, ...] = self._cursor.fetchone()
-        return row
+            self.execute(_with_all(tuple(sql for sql, _ in writes)), _numbered(writes, "w"))
 
     def first(self, sql: Statement, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a query, or None."""
         self.execute(sql, params)
         row: tuple[Any, ...] | None = self._cursor.fetchone()
         return row
-
-    def all(self, sql: Statement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Every row of a query."""
-        self.execute(sql, params)
-        rows: list[tuple[Any, ...]] = self._cursor.fetchall()
-        return rows
 
     def close(self) -> None:
         """Release the driver cursor."""
@@ -225,16 +200,12 @@ class DriverReads:
             key = _key(*read)
             distinct.setdefault(key, read)
             uses[key] = uses.get(key, 0) + 1
-        ordered = sorted(distinct.items(), key=lambda item: item[0])
-        params = {
-            f"r{index}_{name}": value
-            for index, (_, (_, values)) in enumerate(ordered)
-            for name, value in values.items()
-        }
+        keys = sorted(distinct)  # one statement text for the same reads, whatever their order
+        ordered = [distinct[key] for key in keys]
         with DriverCursor(self._connection) as cursor:
-            row = cursor.first(_together(tuple(sql for _, (sql, _) in ordered)), params)
+            row = cursor.first(_together(tuple(sql for sql, _ in ordered)), _numbered(ordered, "r"))
         assert row is not None
-        for (key, _), found in zip(ordered, row, strict=True):
+        for key, found in zip(keys, row, strict=True):
             self._ahead[key] = [tuple(found.values()) if found else None, uses[key]]
 
     def first(self, sql: Statement, params: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -252,13 +223,27 @@ class DriverReads:
             return cursor.first(sql, params)
 
 
+def _numbered_sql(sql: Statement, prefix: str, index: int) -> str:
+    """The PostgreSQL text of the ``index``-th statement of a combined one: its parameters
+    renamed ``{prefix}{index}_{name}`` so that they cannot clash with the others'."""
+    return re.sub(r"%\((\w+)\)s", rf"%({prefix}{index}_\1)s", sql.postgresql)
+
+
+def _numbered(
+    statements: Sequence[tuple[Statement, dict[str, Any]]], prefix: str
+) -> dict[str, Any]:
+    """The parameters of combined statements, renamed as ``_numbered_sql`` renames them."""
+    return {
+        f"{prefix}{index}_{name}": value
+        for index, (_, values) in enumerate(statements)
+        for name, value in values.items()
+    }
+
+
 @functools.lru_cache(maxsize=256)
 def _with_all(writes: tuple[Statement, ...]) -> Statement:
     """One PostgreSQL statement running several writes (``WITH w0 AS (...), ... SELECT 1``)."""
-    parts = [
-        f"w{index} AS (" + re.sub(r"%\((\w+)\)s", rf"%(w{index}_\1)s", sql.postgresql) + ")"
-        for index, sql in enumerate(writes)
-    ]
+    parts = [f"w{index} AS ({_numbered_sql(sql, 'w', index)})" for index, sql in enumerate(writes)]
     together = "WITH " + ", ".join(parts) + " SELECT 1"
     return Statement(sqlite=together, postgresql=together)
 
@@ -269,9 +254,7 @@ def _together(queries: tuple[Statement, ...]) -> Statement:
     (the columns of each query's first row in order, or null). One round trip, and cheaper
     than a pipeline of them (whose bookkeeping costs more than the queries)."""
     parts = [
-        "(SELECT row_to_json(r) FROM ("
-        + re.sub(r"%\((\w+)\)s", rf"%(r{index}_\1)s", sql.postgresql)
-        + ") r LIMIT 1)"
+        f"(SELECT row_to_json(r) FROM ({_numbered_sql(sql, 'r', index)}) r LIMIT 1)"
         for index, sql in enumerate(queries)
     ]
     together = "SELECT " + ", ".join(parts)

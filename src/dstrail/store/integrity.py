@@ -96,10 +96,38 @@ _INSERT_CHECKPOINT = statement(
     "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature) "
     "VALUES (:size, :root, :ms, :key_id, :signature)"
 )
-_LOCK_HEAD = text(
-    "UPDATE audit_head SET size = size WHERE id = 1 "
-    "RETURNING size, frontier, checkpoint_size, checkpoint_ms"
+LOCK_HEAD = statement(
+    # SQLite: a write transaction already holds the one write lock (BEGIN IMMEDIATE). The
+    # frontier comes as hex text, as it does when this read is read ahead (in JSON) with others.
+    "SELECT size, hex(frontier) AS frontier_hex, checkpoint_size, checkpoint_ms "
+    "FROM audit_head WHERE id = 1",
+    postgresql="SELECT size, encode(frontier, 'hex') AS frontier_hex, checkpoint_size, "
+    "checkpoint_ms FROM audit_head WHERE id = 1 FOR UPDATE",
 )
+"""Reads the head row and locks it until the transaction ends: appenders and checkpoints take
+their turn here (``Head.of`` reads its row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The audit head row: the tree's size and frontier, and the last checkpoint."""
+
+    size: int
+    frontier: bytes | None
+    checkpoint_size: int
+    checkpoint_ms: int
+
+    @classmethod
+    def of(cls, row: Sequence[Any] | None) -> Head:
+        """The head of a ``LOCK_HEAD`` row."""
+        assert row is not None, "audit_head has its one row from the first migration"
+        size, frontier_hex, checkpoint_size, checkpoint_ms = row
+        return cls(
+            size=int(size),
+            frontier=bytes.fromhex(frontier_hex) if frontier_hex else None,
+            checkpoint_size=int(checkpoint_size),
+            checkpoint_ms=int(checkpoint_ms),
+        )
 
 
 class Executes(Protocol):
@@ -199,20 +227,17 @@ class IntegrityRepository:
     def checkpoint(self, *, now_ms: int) -> CheckpointRecord:
         """A checkpoint of the tree as it is: the existing one when nothing was appended since,
         else a new one signed now (under the head lock, so it orders with appends)."""
-        size, frontier, checkpoint_size, _ = self._db.execute(_LOCK_HEAD).one()
-        if size == checkpoint_size:
-            existing = self.checkpoint_at(int(size))
-            if existing is not None:
-                return existing
-        if self._policy is None:
-            raise DstrailError("no checkpoint signing key is configured")
-        root = merkle.root_of_frontier(merkle.unpack_frontier(frontier))
-        cursor = DriverCursor(self._db)
-        try:
-            record = _sign(cursor, self._policy, size=int(size), root=root, now_ms=now_ms)
-            cursor.execute(_SET_CHECKPOINT, {"size": size, "ms": now_ms})
-        finally:
-            cursor.close()
+        with DriverCursor(self._db) as cursor:
+            head = Head.of(cursor.first(LOCK_HEAD, {}))
+            if head.size == head.checkpoint_size:
+                existing = self.checkpoint_at(head.size)
+                if existing is not None:
+                    return existing
+            if self._policy is None:
+                raise DstrailError("no checkpoint signing key is configured")
+            root = merkle.root_of_frontier(merkle.unpack_frontier(head.frontier))
+            record = _sign(cursor, self._policy, size=head.size, root=root, now_ms=now_ms)
+            cursor.execute(_SET_CHECKPOINT, {"size": head.size, "ms": now_ms})
         return record
 
     def latest_checkpoint(self) -> CheckpointRecord | None:
