@@ -44,13 +44,14 @@ from dstrail.audit.serialize import stream_json_array
 from dstrail.context import open_dstrail
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
-from dstrail.domain.events import EXTENSION_KINDS, EventKind
 from dstrail.domain.projects import Run, RunType
 from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.domain.trail import EXTENSION_KINDS, EventKind
 from dstrail.domain.users import Role, User
 from dstrail.services import users as user_service
 from dstrail.settings import Settings
 from dstrail.store import Store
+from support import RAW_COLUMNS, RAW_INDEX, raw_row
 
 PG_ADMIN_URL = os.environ.get("DSTRAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AUDIT_PATH = "/api/datasource/v1/audit"
@@ -77,22 +78,11 @@ KIND_WEIGHTS: dict[EventKind, int] = {
 TYPES = ("SnowflakeConfig", "S3Config", "PostgreSQLConfig", "RedshiftConfig", "BigQueryConfig")
 NAME_WORDS = ("sales", "churn", "fraud", "events", "ledger", "clicks", "claims", "genomics")
 
-# Columns the bench knows how to fill; any other NOT NULL column without a default (for
-# example integrity columns added by a later migration) gets a placeholder, and says so.
-KNOWN_COLUMNS = (
-    "seq",
-    "ts_ms",
-    "event_kind",
-    "data_source_id",
-    "data_source_name",
-    "data_source_type",
-    "performed_by",
-    "performed_by_username",
-    "run_id",
-    "project_id",
-    "metadata",
-)
-EventTuple = tuple[int, int, str, str, str, str, str, str, str | None, str | None, str]
+# The bench fills RAW_COLUMNS (bench/support.py); any other NOT NULL column without a default
+# (for example integrity columns added by a later migration) gets a placeholder, and says so.
+EventTuple = tuple[Any, ...]
+"""A row of ``RAW_COLUMNS``."""
+TS_AT, KIND_AT, METADATA_AT = (RAW_INDEX[c] for c in ("ts_ms", "event_kind", "metadata"))
 
 
 # -- statistics and printing ------------------------------------------------------------------
@@ -183,18 +173,18 @@ def make_events(catalog: Catalog, count: int, *, now_ms: int, seed: int) -> list
         user_id, username = users[i]
         metadata, run_id, project_id = _metadata(rng, kinds[i], username, runs[i])
         events.append(
-            (
-                i + 1,
-                stamps[i],
-                kinds[i].value,
-                ds_id,
-                ds_name,
-                ds_type,
-                user_id,
-                username,
-                run_id,
-                project_id,
-                metadata,
+            raw_row(
+                seq=i + 1,
+                ts_ms=stamps[i],
+                event_kind=kinds[i].value,
+                data_source_id=ds_id,
+                data_source_name=ds_name,
+                data_source_type=ds_type,
+                performed_by=user_id,
+                performed_by_username=username,
+                run_id=run_id,
+                project_id=project_id,
+                metadata=metadata,
             )
         )
     return events
@@ -265,10 +255,10 @@ class Backend:
         """The INSERT of the columns that exist, and a row builder for it."""
         columns = self.columns(conn)
         names = {c.name for c in columns}
-        missing = [c for c in KNOWN_COLUMNS if c not in names]
+        missing = [c for c in RAW_COLUMNS if c not in names]
         if missing:
             raise SystemExit(f"audit_events lacks columns the bench needs: {missing}")
-        extra = [c for c in columns if c.required and c.name not in KNOWN_COLUMNS]
+        extra = [c for c in columns if c.required and c.name not in RAW_COLUMNS]
         if extra:
             note = (
                 f"{self.name}: audit_events has required columns the bench fills with "
@@ -276,7 +266,7 @@ class Backend:
             )
             if note not in self.notes:
                 self.notes.append(note)
-        unset = [c.name for c in columns if not c.required and c.name not in KNOWN_COLUMNS]
+        unset = [c.name for c in columns if not c.required and c.name not in RAW_COLUMNS]
         if unset:
             note = (
                 f"{self.name}: the bench's own inserts leave {', '.join(unset)} NULL or default "
@@ -285,7 +275,7 @@ class Backend:
             if note not in self.notes:
                 self.notes.append(note)
         fixed = tuple(placeholder(c) for c in extra)
-        insert_columns = [*KNOWN_COLUMNS, *(c.name for c in extra)]
+        insert_columns = [*RAW_COLUMNS, *(c.name for c in extra)]
         sql = (
             f"INSERT INTO audit_events ({', '.join(insert_columns)}) "
             f"VALUES ({', '.join([mark] * len(insert_columns))})"
@@ -463,7 +453,7 @@ class PostgreSQLBackend(Backend):
 
 def _finish_load(conn: Any, rows: list[EventTuple], mark: str) -> None:
     """The head size and the daily rollup, as appends would have left them."""
-    counts = collections.Counter((r[1] // DAY_MS, r[2]) for r in rows)
+    counts = collections.Counter((r[TS_AT] // DAY_MS, r[KIND_AT]) for r in rows)
     cursor = conn.cursor()
     cursor.execute("DELETE FROM audit_daily_counts")
     cursor.executemany(
@@ -542,18 +532,18 @@ def bench_append(
                     }
                 ).decode()
                 rows.append(
-                    (
-                        seq_offset + round_no * per_round + i,
-                        ts,
-                        EventKind.ACCESS_DATA_SOURCE.value,
-                        ds_id,
-                        ds_name,
-                        ds_type,
-                        actor_id,
-                        username,
-                        run_id,
-                        project_id,
-                        metadata,
+                    raw_row(
+                        seq=seq_offset + round_no * per_round + i,
+                        ts_ms=ts,
+                        event_kind=EventKind.ACCESS_DATA_SOURCE.value,
+                        data_source_id=ds_id,
+                        data_source_name=ds_name,
+                        data_source_type=ds_type,
+                        performed_by=actor_id,
+                        performed_by_username=username,
+                        run_id=run_id,
+                        project_id=project_id,
+                        metadata=metadata,
                     )
                 )
             order = ("service", "raw") if round_no % 2 == 0 else ("raw", "service")
@@ -847,7 +837,11 @@ def bench_reads(
         load_seconds = time.perf_counter() - start
         with store.write() as tx:
             _admin, api_key = user_service.create_user(
-                tx, username="bench-admin", email=None, role=Role.SYS_ADMIN, now_ms=events[-1][1]
+                tx,
+                username="bench-admin",
+                email=None,
+                role=Role.SYS_ADMIN,
+                now_ms=events[-1][TS_AT],
             )
         extra_tables = other_audit_tables(conn, backend)
         if extra_tables:
@@ -979,10 +973,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     now = time.time_ns() // 1_000_000
     events = make_events(catalog, events_n, now_ms=now, seed=args.seed)
-    mean_meta = statistics.fmean(len(e[10]) for e in events[:: max(1, events_n // 10_000)])
+    mean_meta = statistics.fmean(len(e[METADATA_AT]) for e in events[:: max(1, events_n // 10_000)])
     say(
         f"generated in {time.perf_counter() - start:.1f}s; metadata {mean_meta:.0f} bytes on "
-        f"average; {sum(1 for e in events if e[1] >= now - DAY_MS):,} events in the last 24 h"
+        f"average; {sum(1 for e in events if e[TS_AT] >= now - DAY_MS):,} events in the last 24 h"
     )
     name = sorted(catalog.sources, key=lambda s: s[1])[DATA_SOURCES // 2][1]
 

@@ -25,26 +25,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 
-from dstrail.audit import merkle
-from dstrail.audit.encoding import event_leaf
 from dstrail.audit.recorder import record_event
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
-from dstrail.domain.events import EventKind
 from dstrail.domain.projects import Run, RunType
+from dstrail.domain.trail import EventKind, merkle
 from dstrail.domain.users import Role, User
 from dstrail.settings import Settings
+from support import RAW_COLUMNS, access_event, stored_row
 
 PG_ADMIN_URL = os.environ.get("DSTRAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROUNDS = 3
-RAW_COLUMNS = (
-    "seq, ts_ms, event_kind, data_source_id, data_source_name, data_source_type, performed_by, "
-    "performed_by_username, run_id, project_id, metadata"
-)
+RAW_SQL_COLUMNS = ", ".join(RAW_COLUMNS)
 
 
 def say(text: str = "") -> None:
@@ -148,7 +143,7 @@ def audited_round(dstrail: Dstrail, actor: User, plan: list[tuple[DataSource, Ru
 def raw_round(conn: Any, rows: list[tuple[Any, ...]]) -> float:
     sqlite = isinstance(conn, sqlite3.Connection)
     mark = "?" if sqlite else "%s"
-    sql = f"INSERT INTO audit_events ({RAW_COLUMNS}) VALUES ({', '.join([mark] * 11)})"
+    sql = f"INSERT INTO audit_events ({RAW_SQL_COLUMNS}) VALUES ({', '.join([mark] * 11)})"
     start = time.perf_counter()
     if sqlite:
         for row in rows:
@@ -184,34 +179,19 @@ def bench_appends(kind: str, directory: Path, per_round: int) -> tuple[float, fl
                 rows = []
                 for source, run, ts in plan:
                     seq += 1
-                    metadata = orjson.dumps(
-                        {
-                            "performedByUsername": actor.username,
-                            "runType": run.run_type.value,
-                            "projectId": run.project_id,
-                            "runId": run.id,
-                            "dataPlaneId": run.data_plane_id,
-                            "clientSource": "Python",
-                            "operation": "objectKey",
-                            "objectKey": "a/b.csv",
-                            "isReadWrite": "false",
-                        }
-                    ).decode()
-                    rows.append(
-                        (
-                            seq,
-                            ts,
-                            "AccessDataSource",
-                            source.id,
-                            source.name,
-                            source.data_source_type,
-                            actor.id,
-                            actor.username,
-                            run.id,
-                            run.project_id,
-                            metadata,
-                        )
-                    )
+                    metadata = {
+                        "runType": run.run_type.value,
+                        "projectId": run.project_id,
+                        "runId": run.id,
+                        "dataPlaneId": run.data_plane_id,
+                        "clientSource": "Python",
+                        "operation": "objectKey",
+                        "objectKey": "a/b.csv",
+                        "isReadWrite": "false",
+                    }
+                    identity = (source.id, source.name, source.data_source_type)
+                    event = access_event(identity, (actor.id, actor.username), ts, metadata, run)
+                    rows.append(stored_row(seq, event, RAW_COLUMNS))
                 raw.append(raw_round(conn, rows))
                 audited.append(audited_round(dstrail, actor, plan))
             with dstrail.store.read() as tx:
@@ -245,41 +225,19 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
         user_id, username = rng.choice(users)
         ts = now + i * 50
         metadata = {
-            "performedByUsername": username,
             "clientSource": "Python",
             "operation": "objectKey",
             "objectKey": f"data/{rng.randrange(10**6)}.parquet",
             "isReadWrite": "false",
         }
-        leaf = event_leaf(
-            seq=seq,
-            data_source_id=ids[which],
-            data_source_name=names[which],
-            data_source_type="S3Config",
-            event_kind="AccessDataSource",
-            metadata=metadata,
-            performed_by=user_id,
-            timestamp_ms=ts,
+        event = access_event(
+            (ids[which], names[which], "S3Config"), (user_id, username), ts, metadata
         )
+        row = stored_row(seq, event, (*RAW_COLUMNS, "leaf_hash"))
+        leaf = row[-1]
         frontier, completed = merkle.append_leaf(frontier, i, leaf)
         subtrees = b"".join(value for _, _, value in completed) or None
-        rows.append(
-            (
-                seq,
-                ts,
-                "AccessDataSource",
-                ids[which],
-                names[which],
-                "S3Config",
-                user_id,
-                username,
-                None,
-                None,
-                orjson.dumps(metadata).decode(),
-                leaf,
-                subtrees,
-            )
-        )
+        rows.append((*row, subtrees))
         builder.add(leaf)
         if seq % 1000 == 0 or seq == count:
             root = merkle.root_of_frontier(frontier)
@@ -295,7 +253,7 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
     conn = driver(url)
     sqlite = isinstance(conn, sqlite3.Connection)
     mark = "?" if sqlite else "%s"
-    columns = RAW_COLUMNS + ", leaf_hash, subtree_hashes"
+    columns = RAW_SQL_COLUMNS + ", leaf_hash, subtree_hashes"
     try:
         if sqlite:
             conn.execute("PRAGMA synchronous=OFF")

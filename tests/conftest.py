@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from dstrail.api import create_app
+from dstrail.app import create_app
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.users import Role
 from dstrail.settings import Settings

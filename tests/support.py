@@ -13,6 +13,20 @@ from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
 from dstrail.services.credentials import CredentialVault
 
+DOMINO_EVENT_FIELDS = frozenset(
+    {
+        "dataSourceId",
+        "dataSourceName",
+        "dataSourceType",
+        "eventKind",
+        "metadata",
+        "performedBy",
+        "timestamp",
+    }
+)
+"""The seven fields of an event in Domino's audit API (SPEC section 1), written out here so
+that tests hold the code to the contract rather than to itself."""
+
 
 class SettableClock:
     """A clock the test moves; starts at the real now."""

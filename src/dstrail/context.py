@@ -1,4 +1,5 @@
-"""What every entry point (HTTP, console, CLI) builds once: settings, store, keys, clock."""
+"""What every entry point (HTTP, console, CLI) builds once: settings, store, keys, clock, the
+checkpoint signer and the credential vault."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dstrail.audit.checkpoints import (
 )
 from dstrail.domain.timestamps import Clock, system_clock
 from dstrail.keys import Keys, load_keys
+from dstrail.services.credentials import CredentialVault
 from dstrail.settings import Settings
 from dstrail.store import Store
 
@@ -24,6 +26,7 @@ class Dstrail:
     keys: Keys
     clock: Clock
     signer: Ed25519CheckpointSigner
+    vault: CredentialVault
 
 
 def open_dstrail(
@@ -42,4 +45,11 @@ def open_dstrail(
     )
     if migrate:
         store.migrate()
-    return Dstrail(settings=settings, store=store, keys=keys, clock=clock, signer=signer)
+    return Dstrail(
+        settings=settings,
+        store=store,
+        keys=keys,
+        clock=clock,
+        signer=signer,
+        vault=CredentialVault(keys.encryption_key),
+    )

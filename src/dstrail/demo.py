@@ -9,16 +9,15 @@ from dataclasses import dataclass
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
-from dstrail.domain.events import EventKind
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.trail import EventKind
 from dstrail.domain.users import Role, User
-from dstrail.services import access as access_service
+from dstrail.services import credentials as credential_service
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from dstrail.services import users as user_service
-from dstrail.services.credentials import CredentialVault
 
 ADMIN_USERNAME = "sample-admin"
 HISTORY_DAYS = 28
@@ -37,7 +36,7 @@ def load_demo(dstrail: Dstrail, *, seed: int = 7) -> DemoLogin:
     """Load the demo once; on later calls only issue a fresh admin API key."""
     now = dstrail.clock()
     with dstrail.store.write() as tx:
-        admin = tx.users.by_username(ADMIN_USERNAME)
+        admin = user_service.find_user(tx, ADMIN_USERNAME)
         if admin is not None:
             key = user_service.issue_api_key(tx, user=admin, label="demo", now_ms=now)
             return DemoLogin(ADMIN_USERNAME, key, created=False)
@@ -46,7 +45,7 @@ def load_demo(dstrail: Dstrail, *, seed: int = 7) -> DemoLogin:
 
 
 def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
-    vault = CredentialVault(dstrail.keys.encryption_key)
+    vault = dstrail.vault
     t = now_ms - HISTORY_DAYS * DAY_MS
 
     def tick(max_minutes: int = 240) -> int:
@@ -130,7 +129,7 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
     dataset = create(user, "dataset-ds", "DatasetConfig", "NoAuth", {}, everyone=True)
     _write_dataset_files(dstrail, dataset)
     with dstrail.store.write() as tx:  # the local PostgreSQL (trust auth), so queries just work
-        access_service.set_credentials(
+        credential_service.set_credentials(
             tx,
             vault,
             data_source_id=postgres.id,

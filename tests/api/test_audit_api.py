@@ -10,25 +10,17 @@ from fastapi.testclient import TestClient
 
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail
-from dstrail.domain.events import EventKind, NewAuditEvent
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.projects import RunType
 from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.domain.users import Role
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
-from tests.support import Login, SettableClock, data_source_body, make_user
+from tests.support import DOMINO_EVENT_FIELDS, Login, SettableClock, data_source_body, make_user
 
 AUDIT = "/api/datasource/v1/audit"
-FIELDS = {
-    "dataSourceId",
-    "dataSourceName",
-    "dataSourceType",
-    "eventKind",
-    "metadata",
-    "performedBy",
-    "timestamp",
-}
+FIELDS = DOMINO_EVENT_FIELDS
 T0 = 1_692_826_821_669  # 2023-08-23T21:40:21.669Z
 
 Params = list[tuple[str, str]]

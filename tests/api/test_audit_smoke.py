@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.support import Login, data_source_body
+from tests.support import DOMINO_EVENT_FIELDS, Login, data_source_body
 
 
 def test_create_is_audited_and_readable(client: TestClient, admin: Login, alice: Login) -> None:
@@ -22,13 +22,5 @@ def test_create_is_audited_and_readable(client: TestClient, admin: Login, alice:
         "credentialType": "Shared",
         "isEveryone": "false",
     }
-    assert set(events[0]) == {
-        "dataSourceId",
-        "dataSourceName",
-        "dataSourceType",
-        "eventKind",
-        "metadata",
-        "performedBy",
-        "timestamp",
-    }
+    assert set(events[0]) == DOMINO_EVENT_FIELDS
     assert "s3cr3t" not in response.text

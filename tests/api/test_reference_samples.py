@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail
-from dstrail.domain.events import EventKind
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID
 from dstrail.domain.projects import Run, RunType
 from dstrail.domain.timestamps import parse_iso
+from dstrail.domain.trail import EventKind
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from tests.support import Login, SettableClock, make_user

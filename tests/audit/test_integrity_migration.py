@@ -16,11 +16,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from dstrail.audit import merkle
 from dstrail.audit.checkpoints import start_checkpoint_ticker
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail, open_dstrail
-from dstrail.domain.events import EventKind, NewAuditEvent
+from dstrail.domain.trail import EventKind, NewAuditEvent, merkle
 from dstrail.settings import Settings
 from dstrail.store import Store
 from dstrail.store.engine import MIGRATIONS_DIR

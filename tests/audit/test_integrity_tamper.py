@@ -10,13 +10,11 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from dstrail.audit import merkle
 from dstrail.audit.checkpoints import checkpoint_now
-from dstrail.audit.encoding import event_leaf
 from dstrail.audit.verify import FindingKind, VerifyReport, verify_store
 from dstrail.cli import main
 from dstrail.context import Dstrail
-from dstrail.domain.events import EventKind, NewAuditEvent
+from dstrail.domain.trail import EventKind, NewAuditEvent, StoredEvent, event_leaf, merkle
 from dstrail.settings import Settings
 
 EVENTS = 45
@@ -102,16 +100,7 @@ def test_a_modification_with_recomputed_hashes_is_caught_by_the_checkpoints(
     matches its leaf, but not the root the checkpoint of size 20 signed."""
     with trail.store.read() as tx:
         row = tx.integrity.events_after(16, limit=1)[0]
-    leaf = event_leaf(
-        seq=17,
-        data_source_id=row[0],
-        data_source_name="innocent",
-        data_source_type=row[2],
-        event_kind=row[3],
-        metadata=orjson.loads(row[4]),
-        performed_by=row[5],
-        timestamp_ms=row[6],
-    )
+    leaf = event_leaf(StoredEvent(*row[:8])._replace(data_source_name="innocent"))
     attack(
         trail,
         "UPDATE audit_events SET data_source_name = 'innocent', leaf_hash = :leaf WHERE seq = 17",
@@ -151,7 +140,7 @@ def test_a_deleted_event_with_renumbering_is_named(trail: Dstrail) -> None:
 
 def test_an_inserted_event_is_named(trail: Dstrail) -> None:
     """The attacker makes room at 17, shifting later events, and even computes a valid leaf."""
-    forged = {
+    forged: dict[str, Any] = {
         "seq": 17,
         "ts": trail.clock() - 28_500,
         "kind": "AccessDataSource",
@@ -163,14 +152,16 @@ def test_an_inserted_event_is_named(trail: Dstrail) -> None:
         "metadata": '{"performedByUsername":"mallory"}',
     }
     forged["leaf"] = event_leaf(
-        seq=17,
-        data_source_id=forged["id"],
-        data_source_name=forged["name"],
-        data_source_type=forged["type"],
-        event_kind=forged["kind"],
-        metadata={"performedByUsername": "mallory"},
-        performed_by=forged["by"],
-        timestamp_ms=forged["ts"],
+        StoredEvent(
+            data_source_id=forged["id"],
+            data_source_name=forged["name"],
+            data_source_type=forged["type"],
+            event_kind=forged["kind"],
+            metadata=forged["metadata"],
+            performed_by=forged["by"],
+            ts_ms=forged["ts"],
+            seq=17,
+        )
     )
     attack(
         trail,

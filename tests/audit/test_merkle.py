@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from dstrail.audit import merkle
+from dstrail.domain.trail import merkle
 
 # --- the independent verifier (RFC 6962 section 2.1, RFC 9162 sections 2.1.3.2 and 2.1.4.2) ---
 

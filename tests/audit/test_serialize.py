@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from dstrail.audit.serialize import API_FIELDS, event_document, json_array, stream_json_array
-from dstrail.store import EventRow
+from dstrail.audit.serialize import json_array, stream_json_array
+from dstrail.domain.trail import API_FIELDS, EventRow, event_document
 
 
 def rows(count: int, start: int = 0) -> list[EventRow]:

@@ -23,13 +23,14 @@ import pytest
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.datasources import CredentialType, Permissions
-from dstrail.domain.events import EventKind
 from dstrail.domain.timestamps import DAY_MS, format_ms, system_clock
+from dstrail.domain.trail import EventKind
 from dstrail.domain.users import Role
 from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
 from dstrail.services.credentials import CredentialVault
 from dstrail.settings import Settings
+from tests.support import DOMINO_EVENT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -212,15 +213,7 @@ def test_audit_query_formats_and_filters(target: Target, history: dict[str, str]
         ("AccessDataSource", "formula-ds"),
         ("CreateDataSource", "formula-ds"),
     ]
-    assert set(events[0]) == {
-        "dataSourceId",
-        "dataSourceName",
-        "dataSourceType",
-        "eventKind",
-        "metadata",
-        "performedBy",
-        "timestamp",
-    }
+    assert set(events[0]) == DOMINO_EVENT_FIELDS
     week = format_ms(now - 7 * DAY_MS)
     results = parallel(
         target,

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, Permissions
-from dstrail.domain.events import EventKind, NewAuditEvent
+from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.errors import Conflict, NotFound
 from dstrail.services import datasources as ds_service
 from dstrail.services.credentials import CredentialVault
@@ -149,7 +149,7 @@ def test_sequences_are_dense_in_commit_order(
                 permissions=Permissions(is_everyone=step % 2 == 0),
                 actor=alice.user,
                 now_ms=clock(),
-            )
+            ).data_source
         # a failed transaction in between takes no number
         with pytest.raises(Boom), dstrail.store.write() as tx:
             ds_service.transfer_ownership(

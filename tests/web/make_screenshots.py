@@ -11,7 +11,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from dstrail.api import create_app
+from dstrail.app import create_app
 from dstrail.context import open_dstrail
 from dstrail.settings import Settings
 from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, serving

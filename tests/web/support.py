@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
-from dstrail.domain.events import EventKind
 from dstrail.domain.projects import Project, Run, RunType
+from dstrail.domain.trail import EventKind
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dstrail.api import create_app
+from dstrail.app import create_app
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.projects import Project, Run
 from dstrail.domain.timestamps import DAY_MS

@@ -1,5 +1,1 @@
-"""The HTTP API: thin routers that parse, call one service, render."""
-
-from dstrail.api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API: thin routers that parse, call one service, render (assembled in ``dstrail.app``)."""

@@ -6,28 +6,34 @@ Every route authenticates and decides inside one write transaction that also app
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from enum import Enum
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dstrail.api.deps import CallerDep, DstrailDep, bearer_of
-from dstrail.api.errors import error_responses
-from dstrail.api.schemas import DataSourceRead, data_source_read
+from dstrail.api.deps import CallerDep, DstrailDep, credentials_of
+from dstrail.api.errors import PROXY, PUBLIC, V4
+from dstrail.api.schemas import DataSourceRead, credentials_stored, data_source_read
 from dstrail.context import Dstrail
 from dstrail.errors import Forbidden, NotFound
-from dstrail.proxy import audited, list_keys, signed_url
+from dstrail.proxy import list_keys, signed_url
 from dstrail.proxy.datasets import file_path, write_file
 from dstrail.proxy.signing import DATASET_FILES_PATH, verify_dataset_url
 from dstrail.services import access
-from dstrail.services.auth import Caller, authenticate
-from dstrail.services.credentials import CredentialVault
-from dstrail.store import ReadAhead, Repositories
+from dstrail.services.credentials import set_credentials
 
-router = APIRouter(tags=["data source access"])
-_PROXY_ERRORS = error_responses(400, 401, 403, 404, 502, family="proxy")
+T = TypeVar("T")
+
+_TAGS: list[str | Enum] = ["data source access"]
+lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(401, 403, 404))
+proxy_router = APIRouter(tags=_TAGS, responses=PROXY.responses(400, 401, 403, 404, 502))
+credentials_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404))
+routers = (lookup_router, proxy_router, credentials_router)
 
 
 class _ProxyBody(BaseModel):
@@ -74,31 +80,6 @@ class CredentialsStored(BaseModel):
     userId: str | None = None  # noqa: N815
 
 
-def _caller(tx: Repositories, request: Request, dstrail: Dstrail) -> Caller:
-    return authenticate(
-        tx,
-        api_key=request.headers.get("x-domino-api-key"),
-        bearer=bearer_of(request),
-        signing_key=dstrail.keys.signing_key,
-    )
-
-
-def _read_ahead(
-    request: Request,
-    claim: access.AccessClaim,
-    *,
-    name: str | None = None,
-    data_source_id: object = None,
-) -> ReadAhead:
-    """What ``_caller`` and the access decision will read."""
-    return access.read_ahead(
-        api_key=request.headers.get("x-domino-api-key"),
-        claim=claim,
-        name=name,
-        data_source_id=data_source_id,
-    )
-
-
 def _claim(request: Request, run_id: str | None = None) -> access.AccessClaim:
     return access.AccessClaim(
         run_id=run_id or request.headers.get("x-domino-run-id") or None,
@@ -108,17 +89,26 @@ def _claim(request: Request, run_id: str | None = None) -> access.AccessClaim:
     )
 
 
-def _vault(dstrail: Dstrail) -> CredentialVault:
-    return CredentialVault(dstrail.keys.encryption_key)
+def _access(
+    request: Request, body: _ProxyBody, operation: Callable[[], access.AccessOperation]
+) -> access.AccessRequest:
+    return access.AccessRequest(
+        credentials=credentials_of(request),
+        claim=_claim(request),
+        data_source_id=body.datasourceId,
+        operation=operation,
+        config_overwrites=body.configOverwrites,
+        credential_overwrites=body.credentialOverwrites,
+    )
 
 
 def _json(value: object) -> Response:
     return Response(orjson.dumps(value), media_type="application/json")
 
 
-@router.get(
+@lookup_router.get(
     "/v4/datasource/name/{name}",
-    responses={200: {"model": DataSourceRead}, **error_responses(401, 403, 404, family="v4")},
+    responses={200: {"model": DataSourceRead}},
 )
 def get_data_source_by_name(
     name: str,
@@ -131,77 +121,62 @@ def get_data_source_by_name(
     ``runId`` is accepted only from the user who started the run (or with the run's token) and
     only while it runs; otherwise 403 and an ``AccessDataSourceRefused`` event.
     """
-    claim = _claim(request, runId)
+    ds, users = access.look_up_by_name(
+        dstrail.store,
+        credentials=credentials_of(request),
+        name=name,
+        claim=_claim(request, runId),
+        signing_key=dstrail.keys.signing_key,
+        clock=dstrail.clock,
+    )
+    return _json(data_source_read(ds, users))
 
-    def decide(tx: Repositories) -> dict[str, Any]:
-        caller = _caller(tx, request, dstrail)
-        ds, users = access.look_up(
-            tx, caller=caller, name=name, claim=claim, now_ms=dstrail.clock()
-        )
-        return data_source_read(ds, users)
 
-    return _json(audited(dstrail, decide, read_ahead=_read_ahead(request, claim, name=name)))
-
-
-@router.post("/objectstore/key", responses={200: {"model": str}, **_PROXY_ERRORS})
+@proxy_router.post("/objectstore/key", responses={200: {"model": str}})
 def get_key_url(body: KeyRequestBody, request: Request, dstrail: DstrailDep) -> Response:
     """A short-lived signed URL for one object (PUT when ``isReadWrite``), as a JSON string."""
-    claim = _claim(request)
-    now = dstrail.clock()
+    operation = partial(access.object_key_operation, body.objectKey, is_read_write=body.isReadWrite)
+    base_url = dstrail.settings.public_url or str(request.base_url)
 
-    def decide(tx: Repositories) -> str:
-        grant = access.grant_object_key(
-            tx,
-            _vault(dstrail),
-            caller=_caller(tx, request, dstrail),
-            data_source_id=body.datasourceId,
-            object_key=body.objectKey,
-            is_read_write=body.isReadWrite,
-            claim=claim,
-            config_overwrites=body.configOverwrites,
-            credential_overwrites=body.credentialOverwrites,
-            now_ms=now,
-        )
+    def sign(grant: access.Grant) -> str:
         return signed_url(
             grant,
             key=body.objectKey,
             write=body.isReadWrite,
-            base_url=dstrail.settings.public_url or str(request.base_url),
+            base_url=base_url,
             signing_key=dstrail.keys.signing_key,
-            now_ms=now,
+            now_ms=dstrail.clock(),
             ttl_s=dstrail.settings.signed_url_ttl_seconds,
         )
 
-    ahead = _read_ahead(request, claim, data_source_id=body.datasourceId)
-    return _json(audited(dstrail, decide, read_ahead=ahead))
+    return _json(_serve(dstrail, _access(request, body, operation), sign))
 
 
-@router.post("/objectstore/list", responses={200: {"model": list[str]}, **_PROXY_ERRORS})
+@proxy_router.post("/objectstore/list", responses={200: {"model": list[str]}})
 def list_objects(body: ListRequestBody, request: Request, dstrail: DstrailDep) -> Response:
     """Keys under ``prefix`` as a JSON array; the event commits before the listing runs."""
-    claim = _claim(request)
-    grant = audited(
-        dstrail,
-        lambda tx: access.grant_listing(
-            tx,
-            _vault(dstrail),
-            caller=_caller(tx, request, dstrail),
-            data_source_id=body.datasourceId,
-            prefix=body.prefix,
-            claim=claim,
-            config_overwrites=body.configOverwrites,
-            credential_overwrites=body.credentialOverwrites,
-            now_ms=dstrail.clock(),
-        ),
-        read_ahead=_read_ahead(request, claim, data_source_id=body.datasourceId),
-    )
+    operation = partial(access.listing_operation, body.prefix)
+    grant = _serve(dstrail, _access(request, body, operation), lambda granted: granted)
     keys = list_keys(
         grant, prefix=body.prefix, page_size=body.page_size, data_dir=dstrail.settings.data_dir
     )
     return _json(keys)
 
 
-@router.head("/objectstore/metric", responses=error_responses(401, family="proxy"))
+def _serve(
+    dstrail: Dstrail, request: access.AccessRequest, serve: Callable[[access.Grant], T]
+) -> T:
+    return access.serve_access(
+        dstrail.store,
+        dstrail.vault,
+        request,
+        signing_key=dstrail.keys.signing_key,
+        clock=dstrail.clock,
+        serve=serve,
+    )
+
+
+@proxy_router.head("/objectstore/metric")
 def log_metric(
     caller: CallerDep,
     t: Annotated[str, Query(description="data source type")] = "",
@@ -237,7 +212,7 @@ def _verified_path(
     return file_path(dstrail.settings.data_dir, data_source_id, key)
 
 
-@router.get(DATASET_FILES_PATH + "/{data_source_id}/{key:path}", responses=_PROXY_ERRORS)
+@proxy_router.get(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
 def read_dataset_file(
     data_source_id: str,
     key: str,
@@ -256,7 +231,7 @@ def read_dataset_file(
     return FileResponse(path, media_type="application/octet-stream")
 
 
-@router.put(DATASET_FILES_PATH + "/{data_source_id}/{key:path}", responses=_PROXY_ERRORS)
+@proxy_router.put(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
 async def write_dataset_file(
     data_source_id: str,
     key: str,
@@ -275,11 +250,10 @@ async def write_dataset_file(
     return Response(status_code=200)
 
 
-@router.put(
+@credentials_router.put(
     "/api/datasource/v1/datasources/{data_source_id}/credentials",
     response_model=CredentialsStored,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 403, 404),
 )
 def put_credentials(
     data_source_id: str, body: CredentialsBody, dstrail: DstrailDep, caller: CallerDep
@@ -289,9 +263,9 @@ def put_credentials(
     Values are encrypted at rest and never returned; records ``DataSourceCredentialsUpdated``.
     """
     with dstrail.store.write() as tx:
-        return access.set_credentials(
+        stored = set_credentials(
             tx,
-            _vault(dstrail),
+            dstrail.vault,
             data_source_id=data_source_id,
             actor=caller.user,
             holder_id=body.userId,
@@ -299,3 +273,4 @@ def put_credentials(
             now_ms=dstrail.clock(),
             via="api",
         )
+    return credentials_stored(stored)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, status
 
 from dstrail.api.deps import CallerDep, DstrailDep
-from dstrail.api.errors import error_responses
+from dstrail.api.errors import PUBLIC, V4
 from dstrail.api.schemas import (
     DataSourceCreateBody,
     DataSourceRead,
@@ -15,31 +16,23 @@ from dstrail.api.schemas import (
     PermissionsBody,
     data_source_read,
 )
-from dstrail.context import Dstrail
 from dstrail.domain.datasources import DataSource
 from dstrail.services import datasources as service
-from dstrail.services.credentials import CredentialVault
+from dstrail.store import Repositories
 
-router = APIRouter(tags=["data sources"])
 V1 = "/api/datasource/v1/datasources"
-_V1_ERRORS = error_responses(400, 401, 403, 404, 409)
-_V4_ERRORS = error_responses(400, 401, 403, 404, 409, family="v4")
+_TAGS: list[str | Enum] = ["data sources"]
+v1_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404, 409))
+v4_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 401, 403, 404, 409))
+routers = (v1_router, v4_router)
 
 
-def _render(dstrail: Dstrail, data_sources: list[DataSource]) -> list[dict[str, Any]]:
-    with dstrail.store.read() as tx:
-        ids = {ds.owner_id for ds in data_sources} | {ds.added_by for ds in data_sources}
-        users = tx.users.by_ids(sorted(ids))
-    return [data_source_read(ds, users) for ds in data_sources]
+def _read(tx: Repositories, data_sources: list[DataSource]) -> list[dict[str, Any]]:
+    people = service.people_of(tx, data_sources)
+    return [data_source_read(ds, people) for ds in data_sources]
 
 
-def _vault(dstrail: Dstrail) -> CredentialVault:
-    return CredentialVault(dstrail.keys.encryption_key)
-
-
-@router.post(
-    V1, status_code=status.HTTP_201_CREATED, response_model=DataSourceRead, responses=_V1_ERRORS
-)
+@v1_router.post(V1, status_code=status.HTTP_201_CREATED, response_model=DataSourceRead)
 def create_data_source(
     body: DataSourceCreateBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -57,30 +50,27 @@ def create_data_source(
     )
     with dstrail.store.write() as tx:
         ds = service.create_data_source(
-            tx, _vault(dstrail), spec=spec, actor=caller.user, now_ms=dstrail.clock()
+            tx, dstrail.vault, spec=spec, actor=caller.user, now_ms=dstrail.clock()
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.get(V1, response_model=list[DataSourceRead], responses=error_responses(401))
+@v1_router.get(V1, response_model=list[DataSourceRead])
 def list_data_sources(dstrail: DstrailDep, caller: CallerDep) -> list[dict[str, Any]]:
     """The active data sources the caller may see."""
     with dstrail.store.read() as tx:
-        data_sources = service.list_visible(tx, actor=caller.user)
-    return _render(dstrail, data_sources)
+        return _read(tx, service.list_visible(tx, actor=caller.user))
 
 
-@router.get(
-    V1 + "/{data_source_id}", response_model=DataSourceRead, responses=error_responses(401, 404)
-)
+@v1_router.get(V1 + "/{data_source_id}", response_model=DataSourceRead)
 def read_data_source(data_source_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict[str, Any]:
     """One data source (deleted ones too, with ``status: Deleted``)."""
     with dstrail.store.read() as tx:
         ds = service.get_visible(tx, data_source_id=data_source_id, actor=caller.user)
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.patch(V1 + "/{data_source_id}", response_model=DataSourceRead, responses=_V1_ERRORS)
+@v1_router.patch(V1 + "/{data_source_id}", response_model=DataSourceRead)
 def update_data_source(
     data_source_id: str, body: DataSourceUpdateBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -95,16 +85,16 @@ def update_data_source(
     with dstrail.store.write() as tx:
         ds = service.update_data_source(
             tx,
-            _vault(dstrail),
+            dstrail.vault,
             data_source_id=data_source_id,
             change=change,
             actor=caller.user,
             now_ms=dstrail.clock(),
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.delete(V1 + "/{data_source_id}", response_model=DataSourceRead, responses=_V1_ERRORS)
+@v1_router.delete(V1 + "/{data_source_id}", response_model=DataSourceRead)
 def delete_data_source(
     data_source_id: str, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -113,12 +103,10 @@ def delete_data_source(
         ds = service.delete_data_source(
             tx, data_source_id=data_source_id, actor=caller.user, now_ms=dstrail.clock()
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.put(
-    "/v4/datasource/{data_source_id}/users", response_model=DataSourceRead, responses=_V4_ERRORS
-)
+@v4_router.put("/v4/datasource/{data_source_id}/users", response_model=DataSourceRead)
 def set_permissions(
     data_source_id: str, body: PermissionsBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -130,14 +118,13 @@ def set_permissions(
             permissions=body.to_domain(),
             actor=caller.user,
             now_ms=dstrail.clock(),
-        )
-    return _render(dstrail, [ds])[0]
+        ).data_source
+        return _read(tx, [ds])[0]
 
 
-@router.post(
+@v4_router.post(
     "/v4/datasource/{data_source_id}/transfer/{new_owner_id}",
     response_model=DataSourceRead,
-    responses=_V4_ERRORS,
 )
 def transfer_ownership(
     data_source_id: str, new_owner_id: str, dstrail: DstrailDep, caller: CallerDep
@@ -151,13 +138,12 @@ def transfer_ownership(
             actor=caller.user,
             now_ms=dstrail.clock(),
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.post(
+@v4_router.post(
     "/v4/datasource/{data_source_id}/projects/{project_id}",
     response_model=DataSourceRead,
-    responses=_V4_ERRORS,
 )
 def attach_to_project(
     data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
@@ -171,13 +157,12 @@ def attach_to_project(
             actor=caller.user,
             now_ms=dstrail.clock(),
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]
 
 
-@router.delete(
+@v4_router.delete(
     "/v4/datasource/{data_source_id}/projects/{project_id}",
     response_model=DataSourceRead,
-    responses=_V4_ERRORS,
 )
 def detach_from_project(
     data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
@@ -191,4 +176,4 @@ def detach_from_project(
             actor=caller.user,
             now_ms=dstrail.clock(),
         )
-    return _render(dstrail, [ds])[0]
+        return _read(tx, [ds])[0]

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from dstrail.context import Dstrail
 from dstrail.services.auth import (
     Caller,
+    CallerCredentials,
     authenticate,
     require_audit_reader,
     require_live_token,
@@ -30,15 +31,17 @@ def bearer_of(request: Request) -> str | None:
     return request.headers.get("x-domino-jwt") or None
 
 
+def credentials_of(request: Request) -> CallerCredentials:
+    """What the request authenticates with (``X-Domino-Api-Key``, or a bearer token)."""
+    return CallerCredentials(
+        api_key=request.headers.get("x-domino-api-key"), bearer=bearer_of(request)
+    )
+
+
 def get_caller(request: Request, dstrail: Annotated[Dstrail, Depends(get_dstrail)]) -> Caller:
     """The authenticated caller; 401 without a valid credential."""
     with dstrail.store.read() as tx:
-        caller = authenticate(
-            tx,
-            api_key=request.headers.get("x-domino-api-key"),
-            bearer=bearer_of(request),
-            signing_key=dstrail.keys.signing_key,
-        )
+        caller = authenticate(tx, credentials_of(request), signing_key=dstrail.keys.signing_key)
     return require_live_token(caller)
 
 

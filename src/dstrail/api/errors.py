@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,8 +35,6 @@ from dstrail.errors import (
 )
 
 logger = logging.getLogger("dstrail.api")
-
-AUDIT_PREFIXES = ("/api/datasource/v1/audit", "/v4/datasource/audit")
 
 
 class AuditBadRequest(BaseModel):
@@ -65,17 +64,56 @@ class ProxyError(BaseModel):
     rawError: str  # noqa: N815
 
 
-def error_body(path: str, error: DstrailError) -> dict[str, Any]:
-    """The body an error gets on ``path``."""
-    if path.startswith(AUDIT_PREFIXES):
-        if error.status_code == 400:
-            return {"error": error.message}
-        return {"requestId": str(uuid.uuid4()), "errors": [error.message]}
-    if path.startswith("/objectstore"):
-        return {"errorType": error.error_type, "subType": "", "rawError": error.message}
-    if path.startswith("/v4/"):
-        return {"message": error.message}
+def _request_errors(error: DstrailError) -> dict[str, Any]:
     return {"requestId": str(uuid.uuid4()), "errors": [error.message]}
+
+
+def _audit_body(error: DstrailError) -> dict[str, Any]:
+    return {"error": error.message} if error.status_code == 400 else _request_errors(error)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFamily:
+    """The error body the clients of some paths expect, and how OpenAPI documents it. A router
+    names its family once (``APIRouter(responses=FAMILY.responses(...))``); the handlers
+    find a path's family by its prefix (``family_of``)."""
+
+    prefixes: tuple[str, ...]
+    body: Callable[[DstrailError], dict[str, Any]]
+    model: type[BaseModel]
+    models: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+
+    def responses(self, *statuses: int) -> dict[int | str, dict[str, Any]]:
+        """OpenAPI ``responses`` for the statuses the family's routes answer."""
+        return {status: {"model": self.models.get(status, self.model)} for status in statuses}
+
+
+AUDIT = ErrorFamily(
+    prefixes=("/api/datasource/v1/audit", "/v4/datasource/audit"),
+    body=_audit_body,
+    model=RequestErrors,
+    models={400: AuditBadRequest},
+)
+PROXY = ErrorFamily(
+    prefixes=("/objectstore",),
+    body=lambda error: {"errorType": error.error_type, "subType": "", "rawError": error.message},
+    model=ProxyError,
+)
+V4 = ErrorFamily(prefixes=("/v4/",), body=lambda error: {"message": error.message}, model=V4Error)
+PUBLIC = ErrorFamily(prefixes=("/api/",), body=_request_errors, model=RequestErrors)
+FAMILIES = (AUDIT, PROXY, V4, PUBLIC)
+"""In the order paths are matched: the first family with a prefix of the path answers."""
+
+
+def family_of(path: str) -> ErrorFamily | None:
+    """The family that answers errors on ``path``; None for the console's pages."""
+    return next((f for f in FAMILIES if path.startswith(f.prefixes)), None)
+
+
+def error_body(path: str, error: DstrailError) -> dict[str, Any]:
+    """The body an error gets on ``path`` (a JSON path; the console renders its own page)."""
+    family = family_of(path) or PUBLIC
+    return family.body(error)
 
 
 HtmlRenderer = Callable[[Request, DstrailError], Response]
@@ -95,7 +133,7 @@ def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) ->
     def render(
         request: Request, error: DstrailError, extra_headers: Mapping[str, str] | None = None
     ) -> Response:
-        if html is not None and not request.url.path.startswith(("/api/", "/v4/", "/objectstore")):
+        if html is not None and family_of(request.url.path) is None:
             return html(request, error)
         headers = dict(extra_headers or {})
         if error.status_code == 401:
@@ -170,15 +208,3 @@ def _http_error(request: Request, error: StarletteHTTPException) -> DstrailError
     problem = _HTTP_ERRORS.get(status, InvalidInput if status < 500 else DstrailError)(message)
     problem.status_code = status
     return problem
-
-
-def error_responses(*statuses: int, family: str = "public") -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the statuses a route can answer, with the family's shapes."""
-    models: dict[str, dict[int, type[BaseModel]]] = {
-        "audit": {400: AuditBadRequest},
-        "v4": {},
-        "proxy": {},
-    }
-    defaults: dict[str, type[BaseModel]] = {"v4": V4Error, "proxy": ProxyError}
-    default = defaults.get(family, RequestErrors)
-    return {status: {"model": models.get(family, {}).get(status, default)} for status in statuses}

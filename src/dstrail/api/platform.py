@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from dstrail.api.deps import CallerDep, DstrailDep
-from dstrail.api.errors import error_responses
+from dstrail.api.errors import PUBLIC
 from dstrail.api.schemas import (
     ApiKeyCreated,
     ProjectCreateBody,
@@ -18,27 +18,21 @@ from dstrail.api.schemas import (
     UserCreated,
 )
 from dstrail.domain.projects import Project, Run
-from dstrail.domain.users import User
-from dstrail.errors import Forbidden, InvalidInput, NotFound
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from dstrail.services import users as user_service
 
-router = APIRouter(prefix="/api/dstrail/v1", tags=["platform"])
-_ERRORS = error_responses(400, 401, 403, 404, 409)
-
-
-def _require_admin(user: User, action: str) -> None:
-    if not user.is_admin:
-        raise Forbidden(f"{action} requires the SysAdmin role")
-
-
-@router.post(
-    "/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated, responses=_ERRORS
+router = APIRouter(
+    prefix="/api/dstrail/v1",
+    tags=["platform"],
+    responses=PUBLIC.responses(400, 401, 403, 404, 409),
 )
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
 def create_user(body: UserCreateBody, dstrail: DstrailDep, caller: CallerDep) -> dict[str, Any]:
     """A new user and their first API key (SysAdmins only)."""
-    _require_admin(caller.user, "creating users")
+    user_service.require_admin(caller.user, "creating users")
     role = user_service.parse_role(body.role)
     with dstrail.store.write() as tx:
         user, api_key = user_service.create_user(
@@ -48,20 +42,14 @@ def create_user(body: UserCreateBody, dstrail: DstrailDep, caller: CallerDep) ->
 
 
 @router.post(
-    "/users/{user_id}/api-keys",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ApiKeyCreated,
-    responses=_ERRORS,
+    "/users/{user_id}/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated
 )
 def create_api_key(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict[str, str]:
     """Another API key for yourself (or for anyone, as a SysAdmin)."""
-    if user_id != caller.user.id:
-        _require_admin(caller.user, "creating keys for other users")
     with dstrail.store.write() as tx:
-        user = tx.users.by_id(user_id)
-        if user is None:
-            raise NotFound(f"no user with id {user_id!r}")
-        api_key = user_service.issue_api_key(tx, user=user, label="api", now_ms=dstrail.clock())
+        api_key = user_service.issue_api_key_for(
+            tx, actor=caller.user, user_id=user_id, label="api", now_ms=dstrail.clock()
+        )
     return {"apiKey": api_key}
 
 
@@ -74,28 +62,18 @@ def _project_read(project: Project) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectRead, responses=_ERRORS
-)
+@router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectRead)
 def create_project(
     body: ProjectCreateBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """A project owned by the caller (or by ``ownerId``, as a SysAdmin)."""
-    if body.ownerId is not None and body.ownerId != caller.user.id:
-        _require_admin(caller.user, "creating projects for other users")
     with dstrail.store.write() as tx:
-        owner = tx.users.by_id(body.ownerId) if body.ownerId else caller.user
-        if owner is None:
-            raise InvalidInput(f"ownerId: no user with id {body.ownerId!r}")
-        found = tx.users.by_ids(body.collaboratorIds)
-        missing = [uid for uid in body.collaboratorIds if uid not in found]
-        if missing:
-            raise InvalidInput(f"collaboratorIds: unknown user ids: {', '.join(missing)}")
-        project = project_service.create_project(
+        project = project_service.create_project_by_ids(
             tx,
+            actor=caller.user,
             name=body.name,
-            owner=owner,
-            collaborators=list(found.values()),
+            owner_id=body.ownerId,
+            collaborator_ids=body.collaboratorIds,
             now_ms=dstrail.clock(),
         )
     return _project_read(project)
@@ -113,44 +91,27 @@ def _run_read(run: Run, token: str | None = None) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/runs", status_code=status.HTTP_201_CREATED, response_model=RunRead, responses=_ERRORS
-)
+@router.post("/runs", status_code=status.HTTP_201_CREATED, response_model=RunRead)
 def start_run(body: RunStartBody, dstrail: DstrailDep, caller: CallerDep) -> dict[str, Any]:
     """Register a running execution; its token authenticates code inside it."""
     run_type = run_service.parse_run_type(body.runType)
-    if body.userId is not None and body.userId != caller.user.id:
-        _require_admin(caller.user, "starting runs for other users")
-    now = dstrail.clock()
     with dstrail.store.write() as tx:
-        user = tx.users.by_id(body.userId) if body.userId else caller.user
-        if user is None:
-            raise InvalidInput(f"userId: no user with id {body.userId!r}")
-        project = tx.projects.by_id(body.projectId)
-        if project is None:
-            raise InvalidInput(f"projectId: no project with id {body.projectId!r}")
-        run = run_service.start_run(
+        started = run_service.start_run_by_ids(
             tx,
-            project=project,
-            user=user,
+            actor=caller.user,
+            project_id=body.projectId,
+            user_id=body.userId,
             run_type=run_type,
             data_plane_id=body.dataPlaneId,
-            now_ms=now,
+            now_ms=dstrail.clock(),
+            signing_key=dstrail.keys.signing_key,
         )
-    token = run_service.issue_run_token(run, signing_key=dstrail.keys.signing_key, now_ms=now)
-    return _run_read(run, token)
+    return _run_read(started.run, started.token)
 
 
-@router.post("/runs/{run_id}/stop", response_model=RunRead, responses=_ERRORS)
+@router.post("/runs/{run_id}/stop", response_model=RunRead)
 def stop_run(run_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict[str, Any]:
     """End a run: its id and token stop being accepted."""
     with dstrail.store.write() as tx:
-        run = tx.runs.by_id(run_id)
-        if run is None:
-            raise NotFound(f"no run with id {run_id!r}")
-        if run.user_id != caller.user.id:
-            _require_admin(caller.user, "stopping other users' runs")
-        run_service.stop_run(tx, run_id=run_id, now_ms=dstrail.clock())
-        stopped = tx.runs.by_id(run_id)
-    assert stopped is not None
+        stopped = run_service.stop_run(tx, run_id=run_id, actor=caller.user, now_ms=dstrail.clock())
     return _run_read(stopped)

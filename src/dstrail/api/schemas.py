@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dstrail.domain.datasources import DataSource, Permissions
 from dstrail.domain.users import User
+from dstrail.services.credentials import StoredCredentials
 
 
 class _Body(BaseModel):
@@ -172,3 +173,15 @@ class RunRead(BaseModel):
     dataPlaneId: str  # noqa: N815
     running: bool
     token: str | None = None
+
+
+def credentials_stored(stored: StoredCredentials) -> dict[str, object]:
+    """What was stored, as ``CredentialsStored`` (field names, never values)."""
+    document: dict[str, object] = {
+        "dataSourceId": stored.data_source.id,
+        "credentialType": stored.data_source.credential_type.value,
+        "fields": list(stored.fields),
+    }
+    if stored.holder_id is not None:
+        document["userId"] = stored.holder_id
+    return document

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dstrail.audit.checkpoints import checkpoint_document, checkpoint_now, public_key_document
-from dstrail.audit.encoding import ENCODING_VERSION, row_leaf
+from dstrail.audit.checkpoints import checkpoint_now, public_key_document
 from dstrail.audit.query import iter_chunks
-from dstrail.audit.serialize import event_document
 from dstrail.audit.verify import BUNDLE_FORMAT
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.timestamps import format_ms
-from dstrail.store import EventRow, Store
+from dstrail.domain.trail import (
+    ENCODING_VERSION,
+    SEQ,
+    EventRow,
+    checkpoint_document,
+    event_document,
+    event_leaf,
+)
+from dstrail.store import Store
 
 
 def build_bundle(
@@ -26,21 +32,21 @@ def build_bundle(
     """The bundle of every event matching ``audit_filter``, oldest first. When the latest
     checkpoint does not cover the newest of them, a new one is signed first."""
     rows: list[EventRow] = [row for chunk in iter_chunks(store, audit_filter) for row in chunk]
-    rows.sort(key=lambda row: row[7])
+    rows.sort(key=lambda row: row[SEQ])
     with store.read() as tx:
         checkpoint = tx.integrity.latest_checkpoint()
-    newest = rows[-1][7] if rows else 0
+    newest = rows[-1][SEQ] if rows else 0
     if checkpoint is None or checkpoint.tree_size < newest:
         checkpoint = checkpoint_now(store, now_ms=now_ms)
     entries: list[dict[str, Any]] = []
     with store.read() as tx:
         for row in rows:
-            path = tx.integrity.inclusion_proof(row[7], checkpoint.tree_size)
+            path = tx.integrity.inclusion_proof(row[SEQ], checkpoint.tree_size)
             entries.append(
                 {
-                    "seq": row[7],
+                    "seq": row[SEQ],
                     "event": event_document(row),
-                    "leafHash": row_leaf(row).hex(),
+                    "leafHash": event_leaf(row).hex(),
                     "auditPath": [node.hex() for node in path],
                 }
             )

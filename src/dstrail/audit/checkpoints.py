@@ -1,12 +1,6 @@
-"""Signed checkpoints: Ed25519 over (tree size, root hash, time), and their JSON form.
-
-The signed message is text, one field a line (see docs/integrity.md)::
-
-    dstrail-audit-checkpoint/v1
-    <tree size>
-    <root hash, 64 lowercase hex>
-    <timestamp, epoch milliseconds>
-"""
+"""Signing checkpoints: the server's Ed25519 key, public key documents, signature checks,
+and checkpoints signed on demand or on a timer. What a checkpoint is, and the message its
+signature covers, is ``dstrail.domain.trail.checkpoints``."""
 
 from __future__ import annotations
 
@@ -16,26 +10,17 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dstrail.domain.timestamps import format_ms
+from dstrail.domain.trail import CheckpointPolicy, CheckpointRecord
+from dstrail.domain.trail.checkpoints import ALGORITHM, checkpoint_message
 from dstrail.errors import InvalidInput
 from dstrail.store import Store
-from dstrail.store.integrity import CheckpointPolicy, CheckpointRecord
 
 logger = logging.getLogger("dstrail.audit.checkpoints")
-
-MESSAGE_HEADER = "dstrail-audit-checkpoint/v1"
-ALGORITHM = "Ed25519"
-
-
-def checkpoint_message(tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
-    """The exact bytes a checkpoint signature covers."""
-    return f"{MESSAGE_HEADER}\n{tree_size}\n{root_hash.hex()}\n{timestamp_ms}\n".encode()
 
 
 def new_private_key_text() -> str:
@@ -138,45 +123,10 @@ def public_key_from_text(value: str) -> bytes:
 def verify_signature(record: CheckpointRecord, public_raw: bytes) -> bool:
     """Whether the checkpoint's signature is valid under this public key."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_raw).verify(
-            record.signature,
-            checkpoint_message(record.tree_size, record.root_hash, record.timestamp_ms),
-        )
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(record.signature, record.message)
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def checkpoint_document(record: CheckpointRecord) -> dict[str, Any]:
-    """The JSON form of a checkpoint."""
-    return {
-        "treeSize": record.tree_size,
-        "rootHash": record.root_hash.hex(),
-        "timestamp": format_ms(record.timestamp_ms),
-        "timestampMs": record.timestamp_ms,
-        "keyId": record.key_id,
-        "algorithm": ALGORITHM,
-        "signature": base64.b64encode(record.signature).decode(),
-    }
-
-
-def checkpoint_from_document(document: Any) -> CheckpointRecord:
-    """The inverse of ``checkpoint_document``; ``InvalidInput`` naming what is wrong."""
-    if not isinstance(document, dict):
-        raise InvalidInput("checkpoint: expected a JSON object")
-    try:
-        return CheckpointRecord(
-            tree_size=int(document["treeSize"]),
-            root_hash=bytes.fromhex(str(document["rootHash"])),
-            timestamp_ms=int(document["timestampMs"]),
-            key_id=str(document["keyId"]),
-            signature=base64.b64decode(str(document["signature"]), validate=True),
-        )
-    except (KeyError, ValueError, TypeError, binascii.Error) as error:
-        raise InvalidInput(
-            f"checkpoint: not accepted ({error.__class__.__name__}: {error}); accepted: "
-            "treeSize, rootHash (hex), timestampMs, keyId, signature (base64)"
-        ) from None
 
 
 def checkpoint_policy(

@@ -1,68 +1,165 @@
-"""Reading the trail: filters from request parameters, and chunked keyset iteration."""
+"""Reading the trail: the one set of filter parameters, parsed once into an ``AuditFilter``,
+then pages, chunked streams and per-day counts of exactly that filter.
+
+``AuditParameters`` holds the filters as the audit API names them (the API documents it in
+OpenAPI from this model; the CLI derives its options from it). The console maps its own form
+fields onto an ``AuditFilter`` with the same parsers; every error names the field as the
+caller spelled it (``labels``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
-from dstrail.domain.audit_filter import AuditFilter, resolve_window
-from dstrail.domain.events import EventKind, parse_event_kind
+from pydantic import BaseModel, ConfigDict, Field
+
+from dstrail.domain.audit_filter import AuditFilter, Cursor, resolve_window
 from dstrail.domain.ids import is_object_id
-from dstrail.domain.timestamps import parse_iso
-from dstrail.errors import InvalidInput
-from dstrail.store import Cursor, EventRow, Store
+from dstrail.domain.timestamps import DAY_MS, parse_iso
+from dstrail.domain.trail import EventKind, EventRow, StoredEvent, parse_event_kind
+from dstrail.errors import InvalidInput, NotFound
+from dstrail.store import Repositories, Store
 
-CHUNK_ROWS = 10_000
+CHUNK_ROWS: Final = 10_000
 """Rows a query reads and a response writes at a time: a day of a busy trail (~5,500 events a
 day at 1M events in six months) is one chunk, so it is answered in one piece; larger windows
 stream, ~4 MB of JSON and ~15 MB of transient objects per chunk."""
 
-DOMINO_PARAMETERS = ("startTime", "endTime", "dataSourceNames", "dataSourceIds", "eventKinds")
-EXTENSION_PARAMETERS = ("performedBy", "projectIds", "runIds")
+
+def _list(alias: str, description: str) -> Any:
+    return Field(default_factory=list, alias=alias, description=description)
 
 
-def build_filter(params: Mapping[str, Sequence[str]], *, now_ms: int) -> AuditFilter:
-    """An ``AuditFilter`` from query parameters (each a list of values); ``InvalidInput``
-    naming the parameter and what is accepted when one is wrong."""
-    start = _one_time(params, "startTime")
-    end = _one_time(params, "endTime")
-    start_ms, end_ms = resolve_window(start, end, now_ms=now_ms)
+class AuditParameters(BaseModel):
+    """The filters of a read of the trail, named as the audit API names them. Values inside one
+    list are OR-ed; different parameters are AND-ed. Domino's five come first."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    start_time: str | None = Field(
+        default=None, alias="startTime", description="inclusive, ISO-8601 with Z or an offset"
+    )
+    end_time: str | None = Field(
+        default=None, alias="endTime", description="inclusive, ISO-8601 with Z or an offset"
+    )
+    data_source_names: list[str] = _list(
+        "dataSourceNames", "names as they were when the event happened"
+    )
+    data_source_ids: list[str] = _list("dataSourceIds", "data source ids")
+    event_kinds: list[str] = _list(
+        "eventKinds", "Domino's seven kinds by default; extensions only when named"
+    )
+    performed_by: list[str] = _list("performedBy", "extension: user ids")
+    project_ids: list[str] = _list("projectIds", "extension: project ids")
+    run_ids: list[str] = _list("runIds", "extension: run ids")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameter names (the API's aliases), in order."""
+        return tuple(field.alias or name for name, field in cls.model_fields.items())
+
+    def to_filter(self, *, now_ms: int, labels: Mapping[str, str] | None = None) -> AuditFilter:
+        """The filter these parameters describe, with the audit API's window rules;
+        ``InvalidInput`` naming the parameter (by ``labels``: field name to the caller's
+        spelling; default the API's names) and what is accepted."""
+        label = _labeller(labels)
+        start = parse_time(self.start_time, label=label("start_time"))
+        end = parse_time(self.end_time, label=label("end_time"))
+        start_ms, end_ms = resolve_window(
+            start, end, now_ms=now_ms, labels=(label("start_time"), label("end_time"))
+        )
+        return AuditFilter(
+            start_ms=start_ms,
+            end_ms=end_ms,
+            data_source_names=distinct(self.data_source_names),
+            data_source_ids=parse_ids(self.data_source_ids, label=label("data_source_ids")),
+            event_kinds=parse_kinds(self.event_kinds, label=label("event_kinds")),
+            performed_by=parse_ids(self.performed_by, label=label("performed_by")),
+            project_ids=parse_ids(self.project_ids, label=label("project_ids")),
+            run_ids=parse_ids(self.run_ids, label=label("run_ids")),
+        )
+
+
+API_LABELS: Final = {
+    name: field.alias or name for name, field in AuditParameters.model_fields.items()
+}
+
+
+def _labeller(labels: Mapping[str, str] | None) -> Callable[[str], str]:
+    chosen = API_LABELS if labels is None else labels
+    return lambda name: chosen.get(name, API_LABELS[name])
+
+
+# -- parsing one field ------------------------------------------------------------------------
+
+
+def parse_time(value: str | None, *, label: str) -> int | None:
+    """Epoch milliseconds of an ISO-8601 time, None when not given."""
+    return None if value is None else parse_iso(value, field=label)
+
+
+def distinct(values: Sequence[str]) -> tuple[str, ...]:
+    """The non-empty values, each once, in order."""
+    return tuple(dict.fromkeys(value for value in values if value != ""))
+
+
+def parse_ids(values: Sequence[str], *, label: str) -> tuple[str, ...]:
+    """Ids (24 lowercase hex characters), each once."""
+    ids = distinct(values)
+    for value in ids:
+        if not is_object_id(value):
+            raise InvalidInput(f"{label}: {value!r} is not an id (24 lowercase hex characters)")
+    return ids
+
+
+def parse_kinds(values: Sequence[str], *, label: str) -> tuple[EventKind, ...]:
+    """Event kinds, each once."""
     kinds: list[EventKind] = []
-    for value in params.get("eventKinds", ()):
+    for value in values:
         try:
             kinds.append(parse_event_kind(value))
         except ValueError as error:
-            raise InvalidInput(f"eventKinds: {error}") from None
-    return AuditFilter(
-        start_ms=start_ms,
-        end_ms=end_ms,
-        data_source_names=_values(params, "dataSourceNames"),
-        data_source_ids=_ids(params, "dataSourceIds"),
-        event_kinds=tuple(dict.fromkeys(kinds)),
-        performed_by=_ids(params, "performedBy"),
-        project_ids=_ids(params, "projectIds"),
-        run_ids=_ids(params, "runIds"),
-    )
+            raise InvalidInput(f"{label}: {error}") from None
+    return tuple(dict.fromkeys(kinds))
 
 
-def _one_time(params: Mapping[str, Sequence[str]], name: str) -> int | None:
-    values = params.get(name, ())
-    if not values:
-        return None
-    if len(values) > 1:
-        raise InvalidInput(f"{name}: give it once, not {len(values)} times")
-    return parse_iso(values[0], field=name)
+def reject_unknown(given: Sequence[str], accepted: Sequence[str]) -> None:
+    """``InvalidInput`` for a parameter name outside ``accepted``."""
+    for name in given:
+        if name not in accepted:
+            raise InvalidInput(f"unknown parameter {name!r}; accepted: {', '.join(accepted)}")
 
 
-def _values(params: Mapping[str, Sequence[str]], name: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v for v in params.get(name, ()) if v != ""))
+def reject_repeated(given: Sequence[str], once: Sequence[str]) -> None:
+    """``InvalidInput`` for a single-valued parameter given more than once."""
+    for name in once:
+        count = list(given).count(name)
+        if count > 1:
+            raise InvalidInput(f"{name}: give it once, not {count} times")
 
 
-def _ids(params: Mapping[str, Sequence[str]], name: str) -> tuple[str, ...]:
-    values = _values(params, name)
-    for value in values:
-        if not is_object_id(value):
-            raise InvalidInput(f"{name}: {value!r} is not an id (24 lowercase hex characters)")
-    return values
+# -- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Up to a page of events, newest first, and where the next page starts (None: no more)."""
+
+    rows: list[EventRow]
+    next: Cursor | None
+
+
+def read_page(
+    tx: Repositories, audit_filter: AuditFilter, *, after: Cursor | None, size: int
+) -> Page:
+    """One page of matching events strictly after ``after`` (keyset paging)."""
+    rows = tx.audit.page(audit_filter, after=after, limit=size + 1)
+    if len(rows) <= size:
+        return Page(rows=rows, next=None)
+    rows = rows[:size]
+    return Page(rows=rows, next=Cursor.after(rows[-1]))
 
 
 def iter_chunks(
@@ -86,17 +183,51 @@ def iter_chunks(
             return
         if remaining is not None:
             remaining -= len(rows)
-        after = Cursor(ts_ms=rows[-1][6], seq=rows[-1][7])
+        after = Cursor.after(rows[-1])
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """The ``cursor`` parameter of a next page."""
-    return f"{cursor.ts_ms}.{cursor.seq}"
+def find_event(tx: Repositories, seq: int) -> StoredEvent:
+    """One event by its sequence number; ``NotFound`` when there is none."""
+    event = tx.audit.by_sequence(seq)
+    if event is None:
+        raise NotFound(f"no event with sequence number {seq}")
+    return event
 
 
-def decode_cursor(value: str) -> Cursor:
-    """A cursor parameter back to a position; ``InvalidInput`` when malformed."""
-    ts, _, seq = value.partition(".")
-    if not (ts.lstrip("-").isdigit() and seq.isdigit()):
-        raise InvalidInput(f"cursor: {value!r} is not a cursor from a Link header")
-    return Cursor(ts_ms=int(ts), seq=int(seq))
+def trail_size(tx: Repositories) -> int:
+    """How many events the trail holds."""
+    return tx.audit.size()
+
+
+def names_in_trail(tx: Repositories, prefix: str, *, limit: int) -> list[str]:
+    """Data source names starting with ``prefix``: those in the trail and every name ever
+    given to a data source (deleted ones included), sorted."""
+    names = set(tx.audit.names_seen(prefix, limit=limit))
+    names |= set(tx.data_sources.names_ever_used(prefix, limit=limit))
+    return sorted(names)[:limit]
+
+
+DayCount = tuple[int, str, int]
+"""(UTC day number, event kind, events)."""
+
+
+def window_counts(tx: Repositories, audit_filter: AuditFilter) -> list[DayCount]:
+    """Events per UTC day and kind for exactly the filter.
+
+    Without name, id, user, project or run filters the whole days inside the window come from
+    the ``audit_daily_counts`` rollup and only the two partial edge days are counted from
+    events; a narrowed filter is counted with one bounded GROUP BY.
+    """
+    if audit_filter.narrowed:
+        return tx.audit.daily_counts_matching(audit_filter)
+    first, last = audit_filter.start_ms // DAY_MS, audit_filter.end_ms // DAY_MS
+    edges = {first, last}
+    counts = [c for c in tx.audit.daily_counts(first_day=first, last_day=last) if c[0] not in edges]
+    for day in sorted(edges):
+        edge = replace(
+            audit_filter,
+            start_ms=max(audit_filter.start_ms, day * DAY_MS),
+            end_ms=min(audit_filter.end_ms, (day + 1) * DAY_MS - 1),
+        )
+        counts += tx.audit.daily_counts_matching(edge)
+    return counts

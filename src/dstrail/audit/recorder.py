@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dstrail.domain.datasources import DataSource
-from dstrail.domain.events import EventKind, NewAuditEvent
 from dstrail.domain.projects import Run
+from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.domain.users import User
 from dstrail.store import Repositories
 

@@ -1,68 +1,22 @@
-"""Turning stored event rows into Domino's JSON shape, CSV and readable text."""
+"""The trail's outputs built on the event document: Domino's JSON shape (one array or JSON
+lines), CSV and readable text."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Final
 
 import orjson
 
-from dstrail.domain.timestamps import format_ms
-from dstrail.store import EventRow
-
-API_FIELDS = (
-    "dataSourceId",
-    "dataSourceName",
-    "dataSourceType",
-    "eventKind",
-    "metadata",
-    "performedBy",
-    "timestamp",
-)
-
-
-def event_document(row: EventRow) -> dict[str, Any]:
-    """The seven API fields; metadata passes through as stored JSON text."""
-    return {
-        "dataSourceId": row[0],
-        "dataSourceName": row[1],
-        "dataSourceType": row[2],
-        "eventKind": row[3],
-        "metadata": orjson.Fragment(row[4]),
-        "performedBy": row[5],
-        "timestamp": format_ms(row[6]),
-    }
+from dstrail.domain.trail import METADATA, EventRow, event_documents
 
 
 def json_array(rows: Iterable[EventRow]) -> bytes:
-    """A JSON array of the rows' documents, in one ``orjson`` call.
-
-    The hot path of the audit API: ``event_document`` inlined (no call a row), metadata
-    passed through as stored text, timestamps from the table-driven ``format_ms``.
-    """
-    fragment = orjson.Fragment
-    timestamp = format_ms
-    return orjson.dumps(
-        [
-            {
-                "dataSourceId": row[0],
-                "dataSourceName": row[1],
-                "dataSourceType": row[2],
-                "eventKind": row[3],
-                "metadata": fragment(row[4]),
-                "performedBy": row[5],
-                "timestamp": timestamp(row[6]),
-            }
-            for row in rows
-        ]
-    )
-
-
-def json_array_body(rows: Iterable[EventRow]) -> bytes:
-    """Comma-joined JSON objects (no brackets) for a chunk of rows."""
-    return json_array(rows)[1:-1]
+    """A JSON array of the rows' documents, in one ``orjson`` call (the audit API's hot path:
+    metadata passes through as stored text)."""
+    return orjson.dumps(event_documents(rows))
 
 
 def stream_json_array(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
@@ -82,10 +36,10 @@ def stream_json_lines(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
     """One JSON object a line."""
     for chunk in chunks:
         if chunk:
-            yield b"\n".join(orjson.dumps(event_document(row)) for row in chunk) + b"\n"
+            yield b"\n".join(orjson.dumps(document) for document in event_documents(chunk)) + b"\n"
 
 
-CSV_COLUMNS = (
+CSV_COLUMNS: Final = (
     "timestamp",
     "eventKind",
     "dataSourceName",
@@ -109,23 +63,13 @@ def stream_csv(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for chunk in chunks:
-        for row in chunk:
-            metadata = orjson.loads(row[4])
-            writer.writerow(
-                [
-                    csv_safe(cell)
-                    for cell in (
-                        format_ms(row[6]),
-                        row[3],
-                        row[1],
-                        row[0],
-                        row[2],
-                        row[5],
-                        str(metadata.get("performedByUsername", "")),
-                        orjson.dumps(metadata).decode(),
-                    )
-                ]
+        for row, document in zip(chunk, event_documents(chunk), strict=True):
+            metadata = orjson.loads(row[METADATA])
+            document.update(
+                metadata=orjson.dumps(metadata).decode(),
+                performedByUsername=str(metadata.get("performedByUsername", "")),
             )
+            writer.writerow([csv_safe(document[column]) for column in CSV_COLUMNS])
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -133,19 +77,22 @@ def stream_csv(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
         yield buffer.getvalue().encode()
 
 
-def text_line(row: EventRow) -> str:
-    """One readable line: when, what, which data source, who, and the details."""
-    metadata: dict[str, str] = orjson.loads(row[4])
-    who = metadata.pop("performedByUsername", "")
-    details = " ".join(f"{key}={value}" for key, value in metadata.items())
-    return (
-        f"{format_ms(row[6])} {row[3]} dataSource={row[1]} ({row[2]}, {row[0]}) "
-        f"by={who} ({row[5]}){' ' + details if details else ''}"
-    )
+def text_lines(rows: list[EventRow]) -> Iterator[str]:
+    """One readable line an event: when, what, which data source, who, and the details."""
+    for row, document in zip(rows, event_documents(rows), strict=True):
+        metadata: dict[str, str] = orjson.loads(row[METADATA])
+        who = metadata.pop("performedByUsername", "")
+        details = " ".join(f"{key}={value}" for key, value in metadata.items())
+        yield (
+            f"{document['timestamp']} {document['eventKind']} "
+            f"dataSource={document['dataSourceName']} ({document['dataSourceType']}, "
+            f"{document['dataSourceId']}) by={who} ({document['performedBy']})"
+            f"{' ' + details if details else ''}"
+        )
 
 
 def stream_text(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
     """One readable line an event."""
     for chunk in chunks:
         if chunk:
-            yield ("\n".join(text_line(row) for row in chunk) + "\n").encode()
+            yield ("\n".join(text_lines(chunk)) + "\n").encode()

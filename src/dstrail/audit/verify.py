@@ -9,29 +9,44 @@ kind of tampering shows, and what cannot be seen, is in docs/integrity.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from dstrail.audit import merkle
-from dstrail.audit.checkpoints import (
+from dstrail.audit.checkpoints import key_id_of, public_key_from_text, verify_signature
+from dstrail.domain.trail import (
+    EVENT_COLUMNS,
+    LEAF_HASH,
+    METADATA,
+    PERFORMED_BY_USERNAME,
+    PROJECT_ID,
+    RUN_ID,
+    SEALED_COLUMNS,
+    SEQ,
+    CheckpointRecord,
+    EventRow,
+    SealedRow,
     checkpoint_from_document,
-    key_id_of,
-    public_key_from_text,
-    verify_signature,
+    event_leaf,
+    merkle,
+    row_of_document,
 )
-from dstrail.audit.encoding import document_leaf, event_leaf, row_leaf
 from dstrail.errors import DstrailError, InvalidInput
 from dstrail.store import Store
-from dstrail.store.integrity import CheckpointRecord, IntegrityRow
+from dstrail.store.integrity import IntegrityRepository
 
 BUNDLE_FORMAT = "dstrail-audit-bundle/v1"
 CHUNK_ROWS = 20_000
 MAX_ANOMALIES = 100_000
 MAX_REORDER_CANDIDATES = 512
+
+_EVENT: Final = 8
+"""A sealed row's ``EventRow``, the columns its leaf hashes: ``row[:_EVENT]``."""
+if SEALED_COLUMNS[:_EVENT] != EVENT_COLUMNS:
+    raise AssertionError("a sealed row does not begin with the columns of an event row")
 
 
 class FindingKind(StrEnum):
@@ -134,11 +149,12 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _derived_columns_match(row: IntegrityRow, metadata: dict[str, Any]) -> bool:
+def _derived_columns_match(row: SealedRow, metadata: dict[str, Any]) -> bool:
+    """The filter columns a row carries beside its metadata still say what the metadata says."""
     return (
-        row[8] == metadata.get("performedByUsername")
-        and (row[9] is None or row[9] == metadata.get("runId"))
-        and (row[10] is None or row[10] == metadata.get("projectId"))
+        row[PERFORMED_BY_USERNAME] == metadata.get("performedByUsername")
+        and (row[RUN_ID] is None or row[RUN_ID] == metadata.get("runId"))
+        and (row[PROJECT_ID] is None or row[PROJECT_ID] == metadata.get("projectId"))
     )
 
 
@@ -153,224 +169,282 @@ def verify_store(
     elsewhere earlier) reveal a tail cut off together with its checkpoints."""
     started = time.perf_counter()
     report = VerifyReport(source=store.url.split("@")[-1], key_id=key_id_of(public_key))
-    findings = report.findings
     with store.read() as tx:
         head_size, head_frontier = tx.integrity.head()
-        stored_checkpoints = tx.integrity.checkpoints()
-        targets: dict[int, list[tuple[str, CheckpointRecord]]] = {}
-        for record in stored_checkpoints:
-            if verify_signature(record, public_key):
-                targets.setdefault(record.tree_size, []).append(("checkpoint", record))
-            else:
-                findings.append(
-                    Finding(
-                        FindingKind.BAD_SIGNATURE,
-                        record.tree_size,
-                        f"the checkpoint of tree size {record.tree_size} (key "
-                        f"{record.key_id}) does not verify under key {report.key_id}",
-                    )
-                )
-        for record in external:
-            if verify_signature(record, public_key):
-                targets.setdefault(record.tree_size, []).append(("external checkpoint", record))
-            else:
-                findings.append(
-                    Finding(
-                        FindingKind.BAD_SIGNATURE,
-                        record.tree_size,
-                        f"the external checkpoint of tree size {record.tree_size} does not "
-                        f"verify under key {report.key_id}",
-                    )
-                )
-        report.checkpoints = len(stored_checkpoints)
-        builder = merkle.FrontierBuilder()
-        anomalies: list[IntegrityRow] = []
-        anomaly_count = 0
-        last_good_size = 0
-        expected = 1
-        after = 0
-        while True:
-            rows = tx.integrity.events_after(after, limit=chunk_rows)
-            for row in rows:
-                seq = row[7]
-                if seq > head_size:
-                    findings.append(
-                        Finding(
-                            FindingKind.INSERTED,
-                            seq,
-                            f"event {seq} lies beyond the tree head (size {head_size}): "
-                            "it was never appended through dstrail",
-                        )
-                    )
-                elif seq > expected:
-                    missing = f"{expected}" if seq == expected + 1 else f"{expected}-{seq - 1}"
-                    findings.append(
-                        Finding(FindingKind.DELETED, expected, f"event(s) {missing} are missing")
-                    )
-                metadata = orjson.loads(row[4])
-                leaf = event_leaf(
-                    seq=seq,
-                    data_source_id=row[0],
-                    data_source_name=row[1],
-                    data_source_type=row[2],
-                    event_kind=row[3],
-                    metadata=metadata,
-                    performed_by=row[5],
-                    timestamp_ms=row[6],
-                )
-                if row[11] != leaf:
-                    anomaly_count += 1
-                    if len(anomalies) < MAX_ANOMALIES:
-                        anomalies.append(row)
-                elif not _derived_columns_match(row, metadata):
-                    findings.append(
-                        Finding(
-                            FindingKind.MODIFIED,
-                            seq,
-                            "a filter column (user name, run or project id) no longer matches "
-                            "the event's metadata",
-                        )
-                    )
-                builder.add(leaf)
-                expected = seq + 1
-                claims = targets.get(builder.size)
-                if claims:
-                    root = builder.root()
-                    for source, record in claims:
-                        if record.root_hash == root:
-                            last_good_size = max(last_good_size, record.tree_size)
-                        else:
-                            findings.append(
-                                Finding(
-                                    FindingKind.ROOT_MISMATCH,
-                                    last_good_size + 1,
-                                    f"the first {record.tree_size} events do not hash to the "
-                                    f"root the {source} of that size signed; the difference "
-                                    f"lies in seq {last_good_size + 1}-{record.tree_size}",
-                                )
-                            )
-            if len(rows) < chunk_rows:
-                break
-            after = rows[-1][7]
-        count = builder.size
-        report.events = count
-        report.tree_size = count
-        report.root_hash = builder.root().hex()
-    if head_size > expected - 1:
-        findings.append(
-            Finding(
-                FindingKind.DELETED,
-                expected,
-                f"the tree head counts {head_size} events but the last stored is {expected - 1}",
-            )
-        )
-    for size, claims in sorted(targets.items()):
-        if size > count:
-            for source, record in claims:
-                findings.append(
-                    Finding(
-                        FindingKind.TRUNCATED,
-                        count + 1,
-                        f"the {source} of tree size {record.tree_size} "
-                        f"(signed {record.timestamp_ms} ms) proves events up to "
-                        f"{record.tree_size} existed; the store ends at {count}",
-                    )
-                )
-    if (head_size, head_frontier) != (count, builder.frontier) and count == head_size:
-        findings.append(
-            Finding(
-                FindingKind.HEAD_MISMATCH,
-                count,
-                "the stored frontier of the tree does not match the events",
-            )
-        )
-    findings.extend(_classify(anomalies, anomaly_count))
+        stored = tx.integrity.checkpoints()
+        check = _StoreCheck(head_size, public_key, report.key_id, report.findings)
+        check.gather(stored, "checkpoint")
+        check.gather(external, "external checkpoint")
+        for rows in _chunks(tx.integrity, chunk_rows):
+            check.check_chunk(rows)
+    check.tail(head_frontier)
+    report.findings.extend(_classify(check.anomalies, check.anomaly_count))
+    report.checkpoints = len(stored)
+    report.events = report.tree_size = check.builder.size
+    report.root_hash = check.builder.root().hex()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _classify(anomalies: list[IntegrityRow], total: int) -> list[Finding]:
+def _chunks(integrity: IntegrityRepository, chunk_rows: int) -> Iterator[list[SealedRow]]:
+    """Every event in seq order, ``chunk_rows`` at a time."""
+    after = 0
+    while True:
+        rows = integrity.events_after(after, limit=chunk_rows)
+        yield rows
+        if len(rows) < chunk_rows:
+            return
+        after = rows[-1][SEQ]
+
+
+Claims = dict[int, list[tuple[str, CheckpointRecord]]]
+"""Signed roots to check, by tree size: (where the checkpoint came from, the checkpoint)."""
+
+
+class _StoreCheck:
+    """The running state of ``verify_store``: the tree rebuilt from the events so far, the
+    checkpoints it must meet, and what was found wrong."""
+
+    __slots__ = (
+        "anomalies",
+        "anomaly_count",
+        "builder",
+        "expected",
+        "findings",
+        "head_size",
+        "key_id",
+        "last_good_size",
+        "public_key",
+        "targets",
+    )
+
+    def __init__(
+        self, head_size: int, public_key: bytes, key_id: str, findings: list[Finding]
+    ) -> None:
+        self.head_size = head_size
+        self.public_key = public_key
+        self.key_id = key_id
+        self.findings = findings
+        self.targets: Claims = {}
+        self.builder = merkle.FrontierBuilder()
+        self.expected = 1
+        """The seq the next row should have."""
+        self.last_good_size = 0
+        """The largest signed size whose root the events met."""
+        self.anomalies: list[SealedRow] = []
+        """Rows that do not hash to their stored leaf (the first ``MAX_ANOMALIES``)."""
+        self.anomaly_count = 0
+
+    # (1) The checkpoints to check ---------------------------------------------------------
+
+    def gather(self, records: Iterable[CheckpointRecord], source: str) -> None:
+        """Keep the checkpoints whose signature verifies; a finding for each other one."""
+        for record in records:
+            if verify_signature(record, self.public_key):
+                self.targets.setdefault(record.tree_size, []).append((source, record))
+                continue
+            named = f" (key {record.key_id})" if source == "checkpoint" else ""
+            self.findings.append(
+                Finding(
+                    FindingKind.BAD_SIGNATURE,
+                    record.tree_size,
+                    f"the {source} of tree size {record.tree_size}{named} does not verify "
+                    f"under key {self.key_id}",
+                )
+            )
+
+    # (2, 3, 4) Each chunk of events -------------------------------------------------------
+
+    def check_chunk(self, rows: list[SealedRow]) -> None:
+        """Check each row against its stored leaf and add it to the tree. Hot: plain work a
+        row, locals bound once; anything unusual is a method call."""
+        head_size, targets, expected = self.head_size, self.targets, self.expected
+        builder, loads = self.builder, orjson.loads
+        for row in rows:
+            seq = row[SEQ]
+            if seq > expected or seq > head_size:
+                self._out_of_place(seq, expected)
+            metadata = loads(row[METADATA])
+            leaf = event_leaf(row[:_EVENT], metadata=metadata)
+            if row[LEAF_HASH] != leaf:
+                self._anomaly(row)
+            elif not _derived_columns_match(row, metadata):
+                self._filter_mismatch(seq)
+            builder.add(leaf)
+            expected = seq + 1
+            claims = targets.get(builder.size)
+            if claims:
+                self._meet(claims)
+        self.expected = expected
+
+    def _out_of_place(self, seq: int, expected: int) -> None:
+        """A row past the head, or after a gap."""
+        if seq > self.head_size:
+            message = (
+                f"event {seq} lies beyond the tree head (size {self.head_size}): "
+                "it was never appended through dstrail"
+            )
+            self.findings.append(Finding(FindingKind.INSERTED, seq, message))
+            return
+        missing = f"{expected}" if seq == expected + 1 else f"{expected}-{seq - 1}"
+        self.findings.append(
+            Finding(FindingKind.DELETED, expected, f"event(s) {missing} are missing")
+        )
+
+    def _anomaly(self, row: SealedRow) -> None:
+        """A row that does not hash to its stored leaf: kept for ``_classify``."""
+        self.anomaly_count += 1
+        if len(self.anomalies) < MAX_ANOMALIES:
+            self.anomalies.append(row)
+
+    def _filter_mismatch(self, seq: int) -> None:
+        message = (
+            "a filter column (user name, run or project id) no longer matches the event's metadata"
+        )
+        self.findings.append(Finding(FindingKind.MODIFIED, seq, message))
+
+    def _meet(self, claims: list[tuple[str, CheckpointRecord]]) -> None:
+        """The tree reached a signed size: its root must be the signed one."""
+        root = self.builder.root()
+        for source, record in claims:
+            if record.root_hash == root:
+                self.last_good_size = max(self.last_good_size, record.tree_size)
+                continue
+            start = self.last_good_size + 1
+            message = (
+                f"the first {record.tree_size} events do not hash to the root the {source} "
+                f"of that size signed; the difference lies in seq {start}-{record.tree_size}"
+            )
+            self.findings.append(Finding(FindingKind.ROOT_MISMATCH, start, message))
+
+    # (5) The tail and the head ------------------------------------------------------------
+
+    def tail(self, head_frontier: list[bytes]) -> None:
+        """After the last row: events the head or a checkpoint counts but the store lacks,
+        and the head's frontier against the tree rebuilt."""
+        count, last = self.builder.size, self.expected - 1
+        if self.head_size > last:
+            message = f"the tree head counts {self.head_size} events but the last stored is {last}"
+            self.findings.append(Finding(FindingKind.DELETED, self.expected, message))
+        for size, claims in sorted(self.targets.items()):
+            if size > count:
+                self.findings.extend(_truncated(record, source, count) for source, record in claims)
+        if count == self.head_size and head_frontier != self.builder.frontier:
+            message = "the stored frontier of the tree does not match the events"
+            self.findings.append(Finding(FindingKind.HEAD_MISMATCH, count, message))
+
+
+def _truncated(record: CheckpointRecord, source: str, count: int) -> Finding:
+    return Finding(
+        FindingKind.TRUNCATED,
+        count + 1,
+        f"the {source} of tree size {record.tree_size} (signed {record.timestamp_ms} ms) "
+        f"proves events up to {record.tree_size} existed; the store ends at {count}",
+    )
+
+
+# (6) What happened to rows that no longer match their leaf ---------------------------------
+
+
+def _classify(anomalies: list[SealedRow], total: int) -> list[Finding]:
     """Name what happened to rows whose content no longer hashes to their stored leaf."""
-    found: dict[int, Finding] = {}
-    by_seq = {row[7]: row for row in anomalies}
-    shifted_up: set[int] = set()
-    shifted_down: set[int] = set()
-    candidates = sorted(by_seq)[:MAX_REORDER_CANDIDATES]
+    names = _Anomalies(sorted(row[SEQ] for row in anomalies)[:MAX_REORDER_CANDIDATES])
     for row in anomalies:
-        seq, stored = row[7], row[11]
-        event_row: Any = row[:8]
-        if stored is None:
-            found[seq] = Finding(
-                FindingKind.INSERTED,
-                seq,
-                f"event {seq} has no leaf hash: it was written around dstrail",
-            )
-        elif stored == row_leaf(event_row, seq - 1):
-            shifted_up.add(seq)
-        elif stored == row_leaf(event_row, seq + 1):
-            shifted_down.add(seq)
-        else:
-            other = next(
-                (
-                    t
-                    for t in candidates
-                    if t != seq and len(candidates) > 1 and stored == row_leaf(event_row, t)
-                ),
-                None,
-            )
-            if other is not None:
-                first = min(seq, other)
-                found.setdefault(
-                    first,
-                    Finding(
-                        FindingKind.REORDERED,
-                        first,
-                        f"events {min(seq, other)} and {max(seq, other)} trade places",
-                    ),
-                )
-            else:
-                found.setdefault(
-                    seq,
-                    Finding(
-                        FindingKind.MODIFIED,
-                        seq,
-                        f"event {seq} does not hash to the leaf recorded when it was appended",
-                    ),
-                )
-    for seq in sorted(shifted_down):
-        if seq + 1 in shifted_up and seq - 1 not in shifted_down:  # two neighbours swapped
-            shifted_down.discard(seq)
-            shifted_up.discard(seq + 1)
-            found.setdefault(
-                seq,
-                Finding(FindingKind.REORDERED, seq, f"events {seq} and {seq + 1} trade places"),
-            )
-    for seq in sorted(shifted_up):
-        if seq - 1 not in shifted_up:
-            found[seq - 1] = Finding(
-                FindingKind.INSERTED,
-                seq - 1,
-                f"an event was inserted at {seq - 1}: the events from {seq} on were appended "
-                "one place earlier",
-            )
-    for seq in sorted(shifted_down):
-        if seq - 1 not in shifted_down:
-            found[seq] = Finding(
-                FindingKind.DELETED,
-                seq,
-                f"an event was deleted at {seq}: the events from {seq} on were appended one "
-                "place later",
-            )
-    result = sorted(found.values(), key=lambda f: f.seq)
+        names.row(row)
+    names.pair_swaps()
+    names.shifts()
+    result = sorted(names.found.values(), key=lambda f: f.seq)
     if total > len(anomalies):
         result.append(
             Finding(
                 FindingKind.MODIFIED,
-                max(by_seq) + 1,
+                max(row[SEQ] for row in anomalies) + 1,
                 f"{total - len(anomalies)} more rows do not match their leaf hashes",
             )
         )
     return result
+
+
+class _Anomalies:
+    """Names anomalies one by one: a row moved one place up or down (a shift, resolved once
+    all rows are seen), a row that traded places with another, or one just modified."""
+
+    __slots__ = ("candidates", "down", "found", "up")
+
+    def __init__(self, candidates: list[int]) -> None:
+        self.candidates = candidates
+        """The seqs a reordered row may have come from."""
+        self.found: dict[int, Finding] = {}
+        self.up: set[int] = set()
+        """Rows whose leaf is the one of the seq before: appended one place earlier."""
+        self.down: set[int] = set()
+        """Rows whose leaf is the one of the seq after: appended one place later."""
+
+    def row(self, row: SealedRow) -> None:
+        """Name one anomaly, or note its shift."""
+        seq, stored = row[SEQ], row[LEAF_HASH]
+        if stored is None:
+            message = f"event {seq} has no leaf hash: it was written around dstrail"
+            self.found[seq] = Finding(FindingKind.INSERTED, seq, message)
+            return
+        event, metadata = row[:_EVENT], orjson.loads(row[METADATA])
+        if stored == event_leaf(event, metadata=metadata, seq=seq - 1):
+            self.up.add(seq)
+        elif stored == event_leaf(event, metadata=metadata, seq=seq + 1):
+            self.down.add(seq)
+        else:
+            self._moved_or_modified(seq, stored, event, metadata)
+
+    def _moved_or_modified(
+        self, seq: int, stored: bytes, event: EventRow, metadata: dict[str, Any]
+    ) -> None:
+        """The row holds the leaf of another candidate's seq: the two traded places. Else it
+        was modified."""
+        candidates = self.candidates if len(self.candidates) > 1 else []
+        other = next(
+            (
+                t
+                for t in candidates
+                if t != seq and stored == event_leaf(event, metadata=metadata, seq=t)
+            ),
+            None,
+        )
+        if other is None:
+            message = f"event {seq} does not hash to the leaf recorded when it was appended"
+            self.found.setdefault(seq, Finding(FindingKind.MODIFIED, seq, message))
+            return
+        low, high = min(seq, other), max(seq, other)
+        message = f"events {low} and {high} trade places"
+        self.found.setdefault(low, Finding(FindingKind.REORDERED, low, message))
+
+    def pair_swaps(self) -> None:
+        """Two neighbours swapped: one shifted down next to one shifted up."""
+        for seq in sorted(self.down):
+            if seq + 1 in self.up and seq - 1 not in self.down:
+                self.down.discard(seq)
+                self.up.discard(seq + 1)
+                message = f"events {seq} and {seq + 1} trade places"
+                self.found.setdefault(seq, Finding(FindingKind.REORDERED, seq, message))
+
+    def shifts(self) -> None:
+        """The first row of each run shifted up follows an insertion; of each run shifted
+        down, a deletion."""
+        for seq in sorted(self.up):
+            if seq - 1 not in self.up:
+                self.found[seq - 1] = Finding(
+                    FindingKind.INSERTED,
+                    seq - 1,
+                    f"an event was inserted at {seq - 1}: the events from {seq} on were "
+                    "appended one place earlier",
+                )
+        for seq in sorted(self.down):
+            if seq - 1 not in self.down:
+                self.found[seq] = Finding(
+                    FindingKind.DELETED,
+                    seq,
+                    f"an event was deleted at {seq}: the events from {seq} on were appended "
+                    "one place later",
+                )
 
 
 # Bundles ------------------------------------------------------------------------------------
@@ -395,14 +469,7 @@ def verify_bundle(bundle: Mapping[str, Any], *, public_key: bytes | None = None)
     inclusion under the checkpoint's root. ``public_key`` pins the trusted key (default: the
     key the bundle carries, which only proves integrity, not origin)."""
     started = time.perf_counter()
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise InvalidInput(f"bundle: format is not {BUNDLE_FORMAT!r}")
-    try:
-        carried = public_key_from_text(str(bundle["publicKey"]["publicKey"]))
-        checkpoint = checkpoint_from_document(bundle["checkpoint"])
-        events: list[Any] = list(bundle["events"])
-    except (KeyError, TypeError) as error:
-        raise InvalidInput(f"bundle: missing {error}") from None
+    carried, checkpoint, events = _bundle_parts(bundle)
     key = public_key or carried
     report = VerifyReport(
         source="bundle",
@@ -412,53 +479,59 @@ def verify_bundle(bundle: Mapping[str, Any], *, public_key: bytes | None = None)
         key_id=key_id_of(key),
         events=len(events),
     )
-    findings = report.findings
     if not verify_signature(checkpoint, key):
-        findings.append(
-            Finding(
-                FindingKind.BAD_SIGNATURE,
-                checkpoint.tree_size,
-                f"the bundle's checkpoint of tree size {checkpoint.tree_size} does not verify "
-                f"under key {report.key_id}",
-            )
+        message = (
+            f"the bundle's checkpoint of tree size {checkpoint.tree_size} does not verify "
+            f"under key {report.key_id}"
         )
+        report.findings.append(Finding(FindingKind.BAD_SIGNATURE, checkpoint.tree_size, message))
     seen: set[int] = set()
     for entry in events:
-        try:
-            seq = int(entry["seq"])
-            leaf = document_leaf(entry["event"], seq)
-            path = [bytes.fromhex(h) for h in entry["auditPath"]]
-        except (KeyError, TypeError, ValueError, DstrailError) as error:
-            raise InvalidInput(f"bundle: an event entry is malformed ({error})") from None
-        if seq in seen or not 1 <= seq <= checkpoint.tree_size:
-            findings.append(
-                Finding(
-                    FindingKind.INSERTED,
-                    seq,
-                    f"event {seq} is repeated or outside the checkpoint's tree",
-                )
-            )
-            continue
-        seen.add(seq)
-        if not merkle.verify_inclusion(
-            leaf, seq - 1, checkpoint.tree_size, path, checkpoint.root_hash
-        ):
-            recorded = entry.get("leafHash")
-            kind = (
-                FindingKind.MODIFIED
-                if recorded and recorded != leaf.hex()
-                else FindingKind.BAD_PROOF
-            )
-            findings.append(
-                Finding(
-                    kind,
-                    seq,
-                    f"event {seq} is not included in the checkpoint of tree size "
-                    f"{checkpoint.tree_size} as given",
-                )
-            )
+        finding = _check_entry(entry, checkpoint, seen)
+        if finding is not None:
+            report.findings.append(finding)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _bundle_parts(bundle: Mapping[str, Any]) -> tuple[bytes, CheckpointRecord, list[Any]]:
+    """The key a bundle carries, its checkpoint and its event entries."""
+    if bundle.get("format") != BUNDLE_FORMAT:
+        raise InvalidInput(f"bundle: format is not {BUNDLE_FORMAT!r}")
+    try:
+        carried = public_key_from_text(str(bundle["publicKey"]["publicKey"]))
+        checkpoint = checkpoint_from_document(bundle["checkpoint"])
+        events = list(bundle["events"])
+    except (KeyError, TypeError) as error:
+        raise InvalidInput(f"bundle: missing {error}") from None
+    return carried, checkpoint, events
+
+
+def _check_entry(entry: Any, checkpoint: CheckpointRecord, seen: set[int]) -> Finding | None:
+    """What is wrong with one event entry of a bundle (None: it is included as given)."""
+    seq, leaf, path = _bundle_entry(entry)
+    size = checkpoint.tree_size
+    if seq in seen or not 1 <= seq <= size:
+        message = f"event {seq} is repeated or outside the checkpoint's tree"
+        return Finding(FindingKind.INSERTED, seq, message)
+    seen.add(seq)
+    if merkle.verify_inclusion(leaf, seq - 1, size, path, checkpoint.root_hash):
+        return None
+    recorded = entry.get("leafHash")
+    kind = FindingKind.MODIFIED if recorded and recorded != leaf.hex() else FindingKind.BAD_PROOF
+    message = f"event {seq} is not included in the checkpoint of tree size {size} as given"
+    return Finding(kind, seq, message)
+
+
+def _bundle_entry(entry: Any) -> tuple[int, bytes, list[bytes]]:
+    """An entry's seq, the leaf of its event document, and its audit path."""
+    try:
+        seq = int(entry["seq"])
+        leaf = event_leaf(row_of_document(entry["event"], seq))
+        path = [bytes.fromhex(h) for h in entry["auditPath"]]
+    except (KeyError, TypeError, ValueError, DstrailError) as error:
+        raise InvalidInput(f"bundle: an event entry is malformed ({error})") from None
+    return seq, leaf, path
 
 
 def read_external(files: Iterable[str]) -> tuple[list[CheckpointRecord], bytes | None]:

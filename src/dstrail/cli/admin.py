@@ -73,7 +73,7 @@ def _new_key(args: argparse.Namespace) -> int:
 def _list_users(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.read() as tx:
-        for user in tx.users.all():
+        for user in user_service.list_users(tx):
             print_json(
                 {
                     "id": user.id,
@@ -88,13 +88,12 @@ def _list_users(args: argparse.Namespace) -> int:
 def _create_project(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.write() as tx:
-        owner = user_service.require_user(tx, username=args.owner, field="--owner")
-        collaborators = [
-            user_service.require_user(tx, username=name, field="--collaborator")
-            for name in args.collaborator
-        ]
-        project = project_service.create_project(
-            tx, name=args.name, owner=owner, collaborators=collaborators, now_ms=dstrail.clock()
+        project = project_service.create_project_by_names(
+            tx,
+            name=args.name,
+            owner=args.owner,
+            collaborators=args.collaborator,
+            now_ms=dstrail.clock(),
         )
     print_json({"id": project.id, "name": project.name, "ownerId": project.owner_id})
     return 0
@@ -103,26 +102,24 @@ def _create_project(args: argparse.Namespace) -> int:
 def _start_run(args: argparse.Namespace) -> int:
     run_type = run_service.parse_run_type(args.type)
     dstrail = open_from(args)
-    now = dstrail.clock()
     with dstrail.store.write() as tx:
-        user = user_service.require_user(tx, username=args.user, field="--user")
-        project = project_service.find_project(tx, args.project)
-        run = run_service.start_run(
+        started = run_service.start_run_by_names(
             tx,
-            project=project,
-            user=user,
+            project=args.project,
+            username=args.user,
             run_type=run_type,
             data_plane_id=args.data_plane,
-            now_ms=now,
+            now_ms=dstrail.clock(),
+            signing_key=dstrail.keys.signing_key,
         )
-    token = run_service.issue_run_token(run, signing_key=dstrail.keys.signing_key, now_ms=now)
+    run = started.run
     print_json(
         {
             "id": run.id,
             "runType": run.run_type.value,
             "projectId": run.project_id,
             "dataPlaneId": run.data_plane_id,
-            "token": token,
+            "token": started.token,
         }
     )
     return 0

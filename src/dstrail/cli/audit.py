@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
-from dstrail.audit.query import build_filter, iter_chunks
+from dstrail.audit.query import AuditParameters, iter_chunks
 from dstrail.audit.serialize import stream_csv, stream_json_array, stream_text
 from dstrail.cli import integrity
 from dstrail.cli.common import Subparsers, add_command, open_from
@@ -30,55 +29,44 @@ def register(commands: Subparsers) -> None:
     )
     add_filter_arguments(query)
     query.add_argument("--format", default="json", help="json (default), csv or text")
-    integrity.register(audit, add_filters=add_filter_arguments, filter_params=filter_params)
+    integrity.register(audit, add_filters=add_filter_arguments, parameters=filter_parameters)
+
+
+def _option(name: str, many: bool) -> str:
+    """``--start-time`` for ``start_time``; a list's option is singular (``--run-id``)."""
+    singular = name[:-1] if many and name.endswith("s") else name
+    return "--" + singular.replace("_", "-")
+
+
+_MANY = {
+    name: field.annotation == list[str] for name, field in AuditParameters.model_fields.items()
+}
+CLI_LABELS = {name: _option(name, many) for name, many in _MANY.items()}
+"""The option of each filter, which errors name."""
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    """The API's filters as options (``audit query``, ``audit export``)."""
-    parser.add_argument("--start-time", help="inclusive, ISO-8601 with Z or an offset")
-    parser.add_argument("--end-time", help="inclusive, ISO-8601 with Z or an offset")
-    parser.add_argument("--data-source-name", action="append", default=[], metavar="NAME")
-    parser.add_argument("--data-source-id", action="append", default=[], metavar="ID")
-    parser.add_argument("--event-kind", action="append", default=[], metavar="KIND")
-    parser.add_argument("--performed-by", action="append", default=[], metavar="USER_ID")
-    parser.add_argument("--project-id", action="append", default=[], metavar="ID")
-    parser.add_argument("--run-id", action="append", default=[], metavar="ID")
+    """The API's filters as options (``audit query``, ``audit export``), one per parameter."""
+    for name, field in AuditParameters.model_fields.items():
+        help_text = f"{field.description} (the API's {field.alias})"
+        if _MANY[name]:
+            metavar = "KIND" if name == "event_kinds" else name.upper().removesuffix("S")
+            parser.add_argument(
+                CLI_LABELS[name], dest=name, action="append", default=[], metavar=metavar,
+                help=help_text + "; repeat for more",
+            )  # fmt: skip
+        else:
+            parser.add_argument(CLI_LABELS[name], dest=name, help=help_text)
 
 
-def filter_params(args: argparse.Namespace) -> dict[str, list[str]]:
-    """The filter options as the API's query parameters."""
-    return {
-        "startTime": [args.start_time] if args.start_time else [],
-        "endTime": [args.end_time] if args.end_time else [],
-        "dataSourceNames": args.data_source_name,
-        "dataSourceIds": args.data_source_id,
-        "eventKinds": args.event_kind,
-        "performedBy": args.performed_by,
-        "projectIds": args.project_id,
-        "runIds": args.run_id,
-    }
-
-
-_OPTION_OF = {
-    "startTime": "--start-time",
-    "endTime": "--end-time",
-    "dataSourceNames": "--data-source-name",
-    "dataSourceIds": "--data-source-id",
-    "eventKinds": "--event-kind",
-    "performedBy": "--performed-by",
-    "projectIds": "--project-id",
-    "runIds": "--run-id",
-}
-_PARAMETER = re.compile(r"\b(" + "|".join(_OPTION_OF) + r")\b")
+def filter_parameters(args: argparse.Namespace) -> AuditParameters:
+    """The filter options as the API's parameters."""
+    return AuditParameters(**{name: getattr(args, name) for name in AuditParameters.model_fields})
 
 
 def build_cli_filter(args: argparse.Namespace, *, now_ms: int) -> AuditFilter:
     """The filter the options describe; errors name the options, not the API's parameters."""
-    try:
-        return build_filter(filter_params(args), now_ms=now_ms)
-    except InvalidInput as error:
-        message = _PARAMETER.sub(lambda match: _OPTION_OF[match.group(1)], error.message)
-        raise InvalidInput(message) from None
+    return filter_parameters(args).to_filter(now_ms=now_ms, labels=CLI_LABELS)
 
 
 def _query(args: argparse.Namespace) -> int:

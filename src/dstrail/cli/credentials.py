@@ -17,12 +17,10 @@ import argparse
 import getpass
 import sys
 
+from dstrail.api.schemas import credentials_stored
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json
-from dstrail.domain.datasources import CredentialType, can_use
-from dstrail.errors import Forbidden, InvalidInput, NotFound
-from dstrail.services import access
-from dstrail.services import users as user_service
-from dstrail.services.credentials import CredentialVault
+from dstrail.errors import InvalidInput
+from dstrail.services import credentials as credential_service
 
 
 def _subcommands(commands: Subparsers, name: str, help_text: str) -> Subparsers:
@@ -79,37 +77,9 @@ def _set(args: argparse.Namespace) -> int:
     values = _fields(args.field)
     dstrail = open_from(args)
     with dstrail.store.write() as tx:
-        ds = tx.data_sources.active_by_name(args.name)
-        if ds is None:
-            raise NotFound(f"no data source named {args.name!r}")
-        if ds.credential_type is CredentialType.INDIVIDUAL:
-            if not args.user:
-                raise InvalidInput(
-                    f"--user: data source {ds.name!r} uses Individual credentials; "
-                    "name whose they are"
-                )
-            holder = user_service.require_user(tx, username=args.user, field="--user")
-            if not can_use(ds, holder):
-                raise Forbidden(f"user {holder.username!r} may not use data source {ds.name!r}")
-            actor = holder
-        else:
-            holder = None
-            if args.user:
-                actor = user_service.require_user(tx, username=args.user, field="--user")
-            else:
-                owner = tx.users.by_id(ds.owner_id)
-                if owner is None:
-                    raise NotFound(f"the owner of {ds.name!r} no longer exists; pass --user")
-                actor = owner
-        summary = access.set_credentials(
-            tx,
-            CredentialVault(dstrail.keys.encryption_key),
-            data_source_id=ds.id,
-            actor=actor,
-            holder_id=holder.id if holder else None,
-            credentials=values,
+        stored = credential_service.set_credentials_by_name(
+            tx, dstrail.vault, name=args.name, username=args.user, credentials=values,
             now_ms=dstrail.clock(),
-            via="cli",
-        )
-    print_json({"name": ds.name, **summary})
+        )  # fmt: skip
+    print_json({"name": stored.data_source.name, **credentials_stored(stored)})
     return 0

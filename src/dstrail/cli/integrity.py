@@ -14,12 +14,8 @@ from typing import Any
 import orjson
 
 from dstrail.audit.bundle import build_bundle
-from dstrail.audit.checkpoints import (
-    checkpoint_document,
-    checkpoint_now,
-    public_key_from_text,
-)
-from dstrail.audit.query import build_filter
+from dstrail.audit.checkpoints import checkpoint_now, public_key_from_text
+from dstrail.audit.query import AuditParameters
 from dstrail.audit.verify import read_external, verify_bundle, verify_store
 from dstrail.cli.common import (
     STORAGE,
@@ -30,14 +26,15 @@ from dstrail.cli.common import (
     settings_from,
 )
 from dstrail.context import open_dstrail
+from dstrail.domain.trail import checkpoint_document
 from dstrail.errors import InvalidInput
 
 FilterArguments = Callable[[argparse.ArgumentParser], None]
-FilterParams = Callable[[argparse.Namespace], dict[str, list[str]]]
+FilterParameters = Callable[[argparse.Namespace], AuditParameters]
 
 
 def register(
-    audit: Subparsers, *, add_filters: FilterArguments, filter_params: FilterParams
+    audit: Subparsers, *, add_filters: FilterArguments, parameters: FilterParameters
 ) -> None:
     """Add the integrity commands to the ``audit`` group."""
     checkpoint = add_command(
@@ -91,7 +88,7 @@ def register(
     )
     add_filters(export)
     export.add_argument("--out", type=Path, required=True, help="the bundle file to write")
-    export.set_defaults(filter_params=filter_params)
+    export.set_defaults(parameters=parameters)
 
 
 def _saved(record_document: dict[str, Any], key_document: dict[str, str]) -> bytes:
@@ -165,10 +162,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
-    params = args.filter_params(args)
+    parameters: AuditParameters = args.parameters(args)
     now = dstrail.clock()
-    audit_filter = build_filter(params, now_ms=now)
-    window = {key: values for key, values in params.items() if values}
+    audit_filter = parameters.to_filter(now_ms=now)
+    given = parameters.model_dump(by_alias=True, exclude_defaults=True)
+    window = {key: [value] if isinstance(value, str) else value for key, value in given.items()}
     bundle = build_bundle(
         dstrail.store,
         audit_filter,

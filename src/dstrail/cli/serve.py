@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from dstrail.audit.query import trail_size
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json
 
 
@@ -33,7 +34,7 @@ def run_server(args: argparse.Namespace) -> int:
     # every other command's start.
     import uvicorn
 
-    from dstrail.api import create_app
+    from dstrail.app import create_app
     from dstrail.audit.checkpoints import start_checkpoint_ticker
     from dstrail.proxy import start_flight_server
 
@@ -58,6 +59,6 @@ def _serve(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.read() as tx:
-        size = tx.audit.size()
+        size = trail_size(tx)
     print_json({"migrated": True, "auditEvents": size})
     return 0

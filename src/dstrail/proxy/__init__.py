@@ -4,8 +4,7 @@ Access decisions and their audit events live in ``dstrail.services.access``; thi
 serves what was granted.
 """
 
-from dstrail.proxy.audited import audited
 from dstrail.proxy.flight import FlightService, start_flight_server
 from dstrail.proxy.objectstore import list_keys, signed_url
 
-__all__ = ["FlightService", "audited", "list_keys", "signed_url", "start_flight_server"]
+__all__ = ["FlightService", "list_keys", "signed_url", "start_flight_server"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,12 +19,15 @@ from pyarrow import flight
 
 from dstrail.context import Dstrail
 from dstrail.errors import DstrailError, Forbidden, NotAuthenticated
-from dstrail.proxy.audited import audited
 from dstrail.proxy.sql import run_query
-from dstrail.services.access import AccessClaim, client_source_of, grant_query, read_ahead
-from dstrail.services.auth import authenticate
-from dstrail.services.credentials import CredentialVault
-from dstrail.store import Repositories
+from dstrail.services.access import (
+    AccessClaim,
+    AccessRequest,
+    client_source_of,
+    query_operation,
+    serve_access,
+)
+from dstrail.services.auth import CallerCredentials
 
 logger = logging.getLogger("dstrail.flight")
 
@@ -80,7 +84,6 @@ class FlightService(flight.FlightServerBase):  # type: ignore[misc]
     def __init__(self, dstrail: Dstrail, location: str) -> None:
         super().__init__(location, middleware={"headers": _HeadersFactory()})
         self._dstrail = dstrail
-        self._vault = CredentialVault(dstrail.keys.encryption_key)
 
     def do_get(self, context: Any, ticket: Any) -> flight.RecordBatchStream:
         """Decide and record the access, then run the query outside the transaction."""
@@ -94,32 +97,25 @@ class FlightService(flight.FlightServerBase):  # type: ignore[misc]
             ),
         )
 
-        api_key = headers.first("x-domino-api-key")
-
-        def decide(tx: Repositories) -> Any:
-            caller = authenticate(
-                tx,
-                api_key=api_key,
-                bearer=_bearer(headers),
-                signing_key=dstrail.keys.signing_key,
-            )
-            return grant_query(
-                tx,
-                self._vault,
-                caller=caller,
-                data_source_id=request["datasourceId"],
-                sql=str(request.get("sqlQuery") or ""),
+        try:
+            access = AccessRequest(
+                credentials=CallerCredentials(
+                    api_key=headers.first("x-domino-api-key"), bearer=_bearer(headers)
+                ),
                 claim=claim,
+                data_source_id=request["datasourceId"],
+                operation=partial(query_operation, request.get("sqlQuery")),
                 config_overwrites=request.get("configOverwrites"),
                 credential_overwrites=request.get("credentialOverwrites"),
-                now_ms=dstrail.clock(),
             )
-
-        try:
-            ahead = read_ahead(
-                api_key=api_key, claim=claim, data_source_id=request.get("datasourceId")
+            grant = serve_access(
+                dstrail.store,
+                dstrail.vault,
+                access,
+                signing_key=dstrail.keys.signing_key,
+                clock=dstrail.clock,
+                serve=lambda granted: granted,
             )
-            grant = audited(dstrail, decide, read_ahead=ahead)
             table: pa.Table = run_query(
                 grant.data_source.data_source_type,
                 grant.config,

@@ -6,8 +6,8 @@ The rules (SPEC sections 2 and 4):
 - a run id is accepted only from the user who started that run, or with that run's own token,
   and only while the run is running; the run keys of the event (``runType``, ``projectId``,
   ``runId``, ``dataPlaneId``) come from the run dstrail knows, never from the caller;
-- a refused attempt raises ``AccessRefused``; the entry point rolls back, records the refusal
-  with ``record_refusal`` in a transaction of its own, commits it and answers 403;
+- a refused attempt raises ``AccessRefused``: nothing of its transaction is kept, the refusal is
+  recorded and committed in a transaction of its own, and the entry point answers 403;
 - access from outside any run is recorded without run keys.
 
 Overwrites sent by the client: ``configOverwrites`` may only change settings that do not move
@@ -21,23 +21,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from dstrail.audit.recorder import record_event
-from dstrail.domain.datasources import CredentialType, DataSource, can_manage, can_see, can_use
-from dstrail.domain.events import EventKind
+from dstrail.domain.datasources import CredentialType, DataSource, can_use
 from dstrail.domain.projects import Run
+from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
 from dstrail.errors import Forbidden, InvalidInput, NotFound
-from dstrail.services.auth import Caller
-from dstrail.services.credentials import (
-    CredentialVault,
-    credentials_for,
-    store_credentials,
-    validate_credentials,
-)
+from dstrail.services.auth import Caller, CallerCredentials, authenticate
+from dstrail.services.credentials import CredentialVault, credentials_for, validate_credentials
 from dstrail.services.users import hash_api_key
-from dstrail.store import ReadAhead, Repositories
+from dstrail.store import ReadAhead, Repositories, Store
+
+T = TypeVar("T")
 
 OBJECT_STORE_TYPES = frozenset({"DatasetConfig", "S3Config", "GenericS3Config"})
 """Types served through signed URLs and listings."""
@@ -72,6 +71,38 @@ class AccessClaim:
 
     run_id: str | None
     client_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessOperation:
+    """What one call of the data path does: the data source types it applies to and what the
+    trail records of it (``operation`` and its keys)."""
+
+    types: frozenset[str]
+    kind: str
+    """The types in words, for the error when a data source is of another type."""
+    details: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """One call of the data path, as parsed by its entry point (HTTP or Arrow Flight)."""
+
+    credentials: CallerCredentials
+    claim: AccessClaim
+    data_source_id: object
+    """As sent: anything but an id of an active data source is a 404."""
+    operation: Callable[[], AccessOperation]
+    """Builds (and checks) what the call does, once the caller is authenticated: a request
+    without valid credentials is a 401 whatever else it holds. See ``object_key_operation``."""
+    config_overwrites: object = None
+    credential_overwrites: object = None
+
+    def read_ahead(self) -> ReadAhead:
+        """The rows authenticating and deciding it read (see ``read_ahead``)."""
+        return read_ahead(
+            api_key=self.credentials.api_key, claim=self.claim, data_source_id=self.data_source_id
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,28 +333,23 @@ def _credentials(
     )
 
 
-def _grant(
-    tx: Repositories,
-    vault: CredentialVault,
-    *,
-    caller: Caller,
-    data_source_id: str,
-    types: frozenset[str],
-    kind: str,
-    claim: AccessClaim,
-    details: dict[str, str],
-    config_overwrites: object,
-    credential_overwrites: object,
-    now_ms: int,
+def grant(
+    tx: Repositories, vault: CredentialVault, *, caller: Caller, request: AccessRequest, now_ms: int
 ) -> Grant:
-    ds = _active_by_id(tx, data_source_id)
-    if ds.data_source_type not in types:
+    """Allow (and record) one call of the data path; ``AccessRefused`` when it may not happen."""
+    operation = request.operation()
+    ds = _active_by_id(tx, request.data_source_id)
+    if ds.data_source_type not in operation.types:
         raise InvalidInput(
-            f"data source {ds.name!r} is a {ds.data_source_type}, not {kind}; accepted: "
-            + ", ".join(sorted(types))
+            f"data source {ds.name!r} is a {ds.data_source_type}, not {operation.kind}; "
+            "accepted: " + ", ".join(sorted(operation.types))
         )
+    details = operation.details
+    claim = request.claim
     run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
-    config, overwritten = _checked_overwrites(ds, config_overwrites, credential_overwrites)
+    config, overwritten = _checked_overwrites(
+        ds, request.config_overwrites, request.credential_overwrites
+    )
     credentials: dict[str, str] | None = None
     if overwritten is not None:
         credentials = overwritten
@@ -348,148 +374,102 @@ def check_object_key(key: object, *, field: str = "objectKey") -> str:
     return key
 
 
-def grant_object_key(
-    tx: Repositories,
-    vault: CredentialVault,
-    *,
-    caller: Caller,
-    data_source_id: str,
-    object_key: str,
-    is_read_write: bool,
-    claim: AccessClaim,
-    config_overwrites: object = None,
-    credential_overwrites: object = None,
-    now_ms: int,
-) -> Grant:
-    """Allow (and record) one signed URL for ``object_key``; records ``objectKey``."""
+def object_key_operation(object_key: object, *, is_read_write: bool) -> AccessOperation:
+    """One signed URL for ``object_key``; records ``objectKey``."""
     key = check_object_key(object_key)
-    details = {
-        "operation": Operation.OBJECT_KEY,
-        "objectKey": key,
-        "isReadWrite": "true" if is_read_write else "false",
-    }
-    return _grant(
-        tx, vault, caller=caller, data_source_id=data_source_id, types=OBJECT_STORE_TYPES,
-        kind="an object store", claim=claim, details=details,
-        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
-        now_ms=now_ms,
-    )  # fmt: skip
+    return AccessOperation(
+        types=OBJECT_STORE_TYPES,
+        kind="an object store",
+        details={
+            "operation": Operation.OBJECT_KEY,
+            "objectKey": key,
+            "isReadWrite": "true" if is_read_write else "false",
+        },
+    )
 
 
-def grant_listing(
-    tx: Repositories,
-    vault: CredentialVault,
-    *,
-    caller: Caller,
-    data_source_id: str,
-    prefix: str,
-    claim: AccessClaim,
-    config_overwrites: object = None,
-    credential_overwrites: object = None,
-    now_ms: int,
-) -> Grant:
-    """Allow (and record) listing the keys under ``prefix``; records ``listObjects``."""
+def listing_operation(prefix: object) -> AccessOperation:
+    """Listing the keys under ``prefix``; records ``listObjects``."""
     if not isinstance(prefix, str) or len(prefix) > MAX_OBJECT_KEY or "\x00" in prefix:
         raise InvalidInput(f"prefix: must be a string of at most {MAX_OBJECT_KEY} characters")
-    details = {"operation": Operation.LIST_OBJECTS, "prefix": prefix}
-    return _grant(
-        tx, vault, caller=caller, data_source_id=data_source_id, types=OBJECT_STORE_TYPES,
-        kind="an object store", claim=claim, details=details,
-        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
-        now_ms=now_ms,
-    )  # fmt: skip
+    return AccessOperation(
+        types=OBJECT_STORE_TYPES,
+        kind="an object store",
+        details={"operation": Operation.LIST_OBJECTS, "prefix": prefix},
+    )
 
 
-def grant_query(
-    tx: Repositories,
-    vault: CredentialVault,
-    *,
-    caller: Caller,
-    data_source_id: str,
-    sql: str,
-    claim: AccessClaim,
-    config_overwrites: object = None,
-    credential_overwrites: object = None,
-    now_ms: int,
-) -> Grant:
-    """Allow (and record) one query; the trail keeps its SHA-256 (``queryDigest``), not the SQL."""
+def query_operation(sql: object) -> AccessOperation:
+    """One query; the trail keeps its SHA-256 (``queryDigest``), not the SQL."""
     if not isinstance(sql, str) or not sql.strip():
         raise InvalidInput("sqlQuery: must be a non-empty SQL statement")
-    details = {"operation": Operation.QUERY, "queryDigest": query_digest(sql)}
-    return _grant(
-        tx, vault, caller=caller, data_source_id=data_source_id, types=TABULAR_TYPES,
-        kind="a tabular data source", claim=claim, details=details,
-        config_overwrites=config_overwrites, credential_overwrites=credential_overwrites,
-        now_ms=now_ms,
-    )  # fmt: skip
+    return AccessOperation(
+        types=TABULAR_TYPES,
+        kind="a tabular data source",
+        details={"operation": Operation.QUERY, "queryDigest": query_digest(sql)},
+    )
 
 
-# -- storing credentials -----------------------------------------------------------------------
+# -- the data path's transactions --------------------------------------------------------------
 
 
-def set_credentials(
-    tx: Repositories,
-    vault: CredentialVault,
+def run_access(
+    store: Store,
+    decide: Callable[[Repositories], T],
     *,
-    data_source_id: str,
-    actor: User,
-    holder_id: str | None,
-    credentials: object,
-    now_ms: int,
-    via: str,
-) -> dict[str, object]:
-    """Store credentials; records ``DataSourceCredentialsUpdated`` (field names, no values).
+    read_ahead: ReadAhead | None,
+    clock: Callable[[], int],
+) -> T:
+    """``decide`` in a write transaction shared with concurrent accesses (one commit for all,
+    ``Store.write_grouped``); returned once its event is durable.
 
-    ``Individual``: the holder (default: the actor) stores their own; only a SysAdmin stores
-    someone else's. ``Shared``: the owner or a SysAdmin sets the one service account.
-    Returns a summary without any secret.
+    The data path's one exception to "the entry point owns the transaction": concurrent
+    accesses share it. ``read_ahead`` names the rows ``decide`` reads, read with those of the
+    others in one round trip. When ``decide`` raises ``AccessRefused`` its transaction keeps
+    nothing, the refusal is recorded and committed in a write of its own, and it is raised on.
     """
-    data_source = tx.data_sources.by_id(data_source_id)
-    if data_source is None or not data_source.is_active or not can_see(data_source, actor):
-        raise NotFound(f"no data source with id {data_source_id!r}")
-    values = validate_credentials(credentials)
-    metadata = {"credentialType": data_source.credential_type.value, "via": via}
-    if data_source.credential_type is CredentialType.SHARED:
-        if holder_id is not None and holder_id != actor.id:
-            raise InvalidInput(
-                f"userId: data source {data_source.name!r} uses Shared credentials, "
-                "which belong to no user; leave userId out"
-            )
-        if not can_manage(data_source, actor):
-            raise Forbidden(
-                f"only the owner of {data_source.name!r} or a SysAdmin may set its shared "
-                "credentials"
-            )
-        owner = actor
-    else:
-        owner = actor
-        if holder_id is not None and holder_id != actor.id:
-            if not actor.is_admin:
-                raise Forbidden("users store their own Individual credentials only")
-            found = tx.users.by_id(holder_id)
-            if found is None:
-                raise InvalidInput(f"userId: no user with id {holder_id!r}")
-            owner = found
-        if not can_use(data_source, owner):
-            raise Forbidden(f"user {owner.username!r} may not use data source {data_source.name!r}")
-        metadata["credentialUserId"] = owner.id
-    store_credentials(
-        tx, vault, data_source=data_source, user=owner, credentials=values, now_ms=now_ms
-    )
-    metadata["fields"] = ",".join(sorted(values))
-    record_event(
-        tx,
-        kind=EventKind.UPDATE_CREDENTIALS,
-        data_source=data_source,
-        actor=actor,
-        now_ms=now_ms,
-        metadata=metadata,
-    )
-    summary: dict[str, object] = {
-        "dataSourceId": data_source.id,
-        "credentialType": data_source.credential_type.value,
-        "fields": sorted(values),
-    }
-    if data_source.credential_type is CredentialType.INDIVIDUAL:
-        summary["userId"] = owner.id
-    return summary
+    try:
+        return store.write_grouped(decide, read_ahead=read_ahead)
+    except AccessRefused as refused:
+        refusal = refused
+    store.write_grouped(lambda tx: record_refusal(tx, refusal=refusal, now_ms=clock()))
+    raise refusal
+
+
+def serve_access(
+    store: Store,
+    vault: CredentialVault,
+    request: AccessRequest,
+    *,
+    signing_key: str,
+    clock: Callable[[], int],
+    serve: Callable[[Grant], T],
+) -> T:
+    """Authenticate, decide and record ``request``, then ``serve`` the grant inside the same
+    transaction (so a grant that cannot be served, a signed URL that cannot be made, records
+    nothing). ``serve`` may run twice (``Store.write_grouped``): it must have no effect."""
+
+    def decide(tx: Repositories) -> T:
+        caller = authenticate(tx, request.credentials, signing_key=signing_key)
+        return serve(grant(tx, vault, caller=caller, request=request, now_ms=clock()))
+
+    return run_access(store, decide, read_ahead=request.read_ahead(), clock=clock)
+
+
+def look_up_by_name(
+    store: Store,
+    *,
+    credentials: CallerCredentials,
+    name: str,
+    claim: AccessClaim,
+    signing_key: str,
+    clock: Callable[[], int],
+) -> tuple[DataSource, dict[str, User]]:
+    """``look_up`` in the data path's transactions: Domino's lookup by name."""
+
+    def decide(tx: Repositories) -> tuple[DataSource, dict[str, User]]:
+        caller = authenticate(tx, credentials, signing_key=signing_key)
+        return look_up(tx, caller=caller, name=name, claim=claim, now_ms=clock())
+
+    ahead = read_ahead(api_key=credentials.api_key, claim=claim, name=name)
+    return run_access(store, decide, read_ahead=ahead, clock=clock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dstrail.domain.projects import Run
 from dstrail.domain.users import User
@@ -20,10 +20,18 @@ class Caller:
     token_run: Run | None = None
 
 
-def authenticate(
-    tx: Repositories, *, api_key: str | None, bearer: str | None, signing_key: str
-) -> Caller:
+@dataclass(frozen=True, slots=True)
+class CallerCredentials:
+    """What a request authenticates with: an API key, or a bearer token (a run's token or an
+    API key). Never logged, never recorded."""
+
+    api_key: str | None = field(default=None, repr=False)
+    bearer: str | None = field(default=None, repr=False)
+
+
+def authenticate(tx: Repositories, credentials: CallerCredentials, *, signing_key: str) -> Caller:
     """The caller of an API key, or of a bearer token (a run token or an API key)."""
+    api_key, bearer = credentials.api_key, credentials.bearer
     if api_key:
         user = user_by_api_key(tx, api_key)
         if user is not None:
@@ -59,3 +67,8 @@ def require_audit_reader(caller: Caller) -> None:
     """SysAdmins (and Auditors) read the trail; ``Forbidden`` for anyone else."""
     if not caller.user.can_read_audit:
         raise Forbidden("reading the audit trail requires the SysAdmin role")
+
+
+def sign_in(tx: Repositories, api_key: str) -> User | None:
+    """The user a console sign-in key belongs to (None: not a live key)."""
+    return user_by_api_key(tx, api_key) if api_key else None

@@ -19,8 +19,8 @@ from dstrail.domain.datasources import (
     can_see,
     can_use,
 )
-from dstrail.domain.events import EventKind
 from dstrail.domain.ids import new_object_id
+from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
 from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dstrail.services.credentials import CredentialVault, store_credentials, validate_credentials
@@ -139,6 +139,28 @@ def list_visible(
         for ds in tx.data_sources.all(include_deleted=include_deleted and actor.is_admin)
         if can_see(ds, actor)
     ]
+
+
+def people_of(tx: Repositories, data_sources: list[DataSource]) -> dict[str, User]:
+    """The users these data sources name (owners, creators, last editors and the users they
+    are shared with), by id."""
+    ids: set[str] = set()
+    for ds in data_sources:
+        ids |= {ds.owner_id, ds.added_by, ds.last_updated_by, *ds.permissions.user_ids}
+    return tx.users.by_ids(sorted(ids))
+
+
+def find_any(tx: Repositories, data_source_id: str) -> DataSource | None:
+    """A data source by id, deleted ones included (for pages that link to it)."""
+    return tx.data_sources.by_id(data_source_id)
+
+
+def find_active(tx: Repositories, *, name: str) -> DataSource:
+    """The active data source with this name; ``NotFound`` otherwise."""
+    ds = tx.data_sources.active_by_name(name)
+    if ds is None:
+        raise NotFound(f"no data source named {name!r}")
+    return ds
 
 
 def _get_managed(tx: Repositories, *, data_source_id: str, actor: User) -> DataSource:
@@ -267,12 +289,22 @@ def update_data_source(
     return updated
 
 
+@dataclass(frozen=True, slots=True)
+class PermissionsChange:
+    """The data source after ``set_permissions``; ``changed``: an event was recorded (else the
+    permissions were already these, and nothing was saved)."""
+
+    data_source: DataSource
+    changed: bool
+
+
 def set_permissions(
     tx: Repositories, *, data_source_id: str, permissions: Permissions, actor: User, now_ms: int
-) -> DataSource:
+) -> PermissionsChange:
     """Replace who may use a data source; records ``DataSourceChangeOfPermissions``."""
     ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
-    return _apply_permissions(tx, ds, permissions, actor=actor, now_ms=now_ms)
+    updated = _apply_permissions(tx, ds, permissions, actor=actor, now_ms=now_ms)
+    return PermissionsChange(data_source=updated, changed=updated is not ds)
 
 
 def _apply_permissions(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import jwt
 
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID, is_object_id, new_object_id
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.users import User
 from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dstrail.services.projects import find_project, project_by_id
+from dstrail.services.users import require_admin, require_user, user_by_id
 from dstrail.store import Repositories
 
 TOKEN_AUDIENCE = "dstrail-run"  # noqa: S105 - a JWT audience, not a secret
@@ -50,14 +54,82 @@ def start_run(
     return run
 
 
-def stop_run(tx: Repositories, *, run_id: str, now_ms: int) -> Run:
-    """End a run; its id and token stop being accepted."""
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """A run just registered, and the token code inside it authenticates with."""
+
+    run: Run
+    token: str
+
+
+def _started(
+    tx: Repositories,
+    *,
+    project: Project,
+    user: User,
+    run_type: RunType,
+    data_plane_id: str,
+    now_ms: int,
+    signing_key: str,
+) -> StartedRun:
+    run = start_run(
+        tx, project=project, user=user, run_type=run_type, data_plane_id=data_plane_id,
+        now_ms=now_ms,
+    )  # fmt: skip
+    return StartedRun(run=run, token=issue_run_token(run, signing_key=signing_key, now_ms=now_ms))
+
+
+def start_run_by_ids(
+    tx: Repositories,
+    *,
+    actor: User,
+    project_id: str,
+    user_id: str | None,
+    run_type: RunType,
+    data_plane_id: str,
+    now_ms: int,
+    signing_key: str,
+) -> StartedRun:
+    """The platform API's way: a run of the actor (or, a SysAdmin's, of ``user_id``)."""
+    if user_id is not None and user_id != actor.id:
+        require_admin(actor, "starting runs for other users")
+    user = user_by_id(tx, user_id, field="userId") if user_id else actor
+    project = project_by_id(tx, project_id, field="projectId")
+    return _started(
+        tx, project=project, user=user, run_type=run_type, data_plane_id=data_plane_id,
+        now_ms=now_ms, signing_key=signing_key,
+    )  # fmt: skip
+
+
+def start_run_by_names(
+    tx: Repositories,
+    *,
+    project: str,
+    username: str,
+    run_type: RunType,
+    data_plane_id: str,
+    now_ms: int,
+    signing_key: str,
+) -> StartedRun:
+    """The operator's way: the project by id or unique name, the user by username."""
+    user = require_user(tx, username=username, field="--user")
+    return _started(
+        tx, project=find_project(tx, project), user=user, run_type=run_type,
+        data_plane_id=data_plane_id, now_ms=now_ms, signing_key=signing_key,
+    )  # fmt: skip
+
+
+def stop_run(tx: Repositories, *, run_id: str, now_ms: int, actor: User | None = None) -> Run:
+    """End a run (the actor's own, or any as a SysAdmin; ``None``: the operator); its id and
+    token stop being accepted. Returns the ended run."""
     run = tx.runs.by_id(run_id)
     if run is None:
         raise NotFound(f"run: no run with id {run_id!r}")
+    if actor is not None and run.user_id != actor.id:
+        require_admin(actor, "stopping other users' runs")
     if not tx.runs.finish(run_id, now_ms=now_ms):
         raise Conflict(f"run: {run_id!r} has already ended")
-    return run
+    return replace(run, ended_at_ms=now_ms)
 
 
 def issue_run_token(run: Run, *, signing_key: str, now_ms: int) -> str:

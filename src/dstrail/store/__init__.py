@@ -1,14 +1,11 @@
 """The only package that speaks SQL: tables, migrations and repositories."""
 
-from dstrail.store.audit import Cursor, EventRow
 from dstrail.store.engine import Store
 from dstrail.store.repositories import ReadAhead, Repositories
 from dstrail.store.schema import SHARED_CREDENTIALS_USER
 
 __all__ = [
     "SHARED_CREDENTIALS_USER",
-    "Cursor",
-    "EventRow",
     "ReadAhead",
     "Repositories",
     "Store",

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Connection, CursorResult, and_, func, or_, select, text
 
-from dstrail.audit.encoding import event_leaf
-from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.events import EXTENSION_KINDS, NewAuditEvent
+from dstrail.domain.audit_filter import AuditFilter, Cursor
 from dstrail.domain.timestamps import day_of
+from dstrail.domain.trail import (
+    EVENT_COLUMNS,
+    EXTENSION_KINDS,
+    CheckpointPolicy,
+    EventRow,
+    NewAuditEvent,
+    StoredEvent,
+    stored_columns,
+)
 from dstrail.store.driver import (
     DriverCursor,
     DriverReads,
@@ -20,7 +25,7 @@ from dstrail.store.driver import (
     Read,
     statement,
 )
-from dstrail.store.integrity import LOCK_HEAD, CheckpointPolicy, Head, extend_tree
+from dstrail.store.integrity import LOCK_HEAD, Head, extend_tree
 from dstrail.store.schema import audit_daily_counts, audit_events
 
 _INSERT_EVENTS = InsertInto(audit_events)
@@ -30,56 +35,8 @@ _COUNT_DAY = statement(
 )
 
 
-def _event_row(seq: int, event: NewAuditEvent) -> dict[str, Any]:
-    metadata = {"performedByUsername": event.performed_by_username, **event.metadata}
-    return {
-        "seq": seq,
-        "ts_ms": event.timestamp_ms,
-        "event_kind": event.event_kind.value,
-        "data_source_id": event.data_source_id,
-        "data_source_name": event.data_source_name,
-        "data_source_type": event.data_source_type,
-        "performed_by": event.performed_by,
-        "performed_by_username": event.performed_by_username,
-        "run_id": event.run_id,
-        "project_id": event.project_id,
-        "metadata": orjson.dumps(metadata).decode(),
-        "leaf_hash": event_leaf(
-            seq=seq,
-            data_source_id=event.data_source_id,
-            data_source_name=event.data_source_name,
-            data_source_type=event.data_source_type,
-            event_kind=event.event_kind.value,
-            metadata=metadata,
-            performed_by=event.performed_by,
-            timestamp_ms=event.timestamp_ms,
-        ),
-    }
-
-
-EVENT_COLUMNS = (
-    audit_events.c.data_source_id,
-    audit_events.c.data_source_name,
-    audit_events.c.data_source_type,
-    audit_events.c.event_kind,
-    audit_events.c.metadata,
-    audit_events.c.performed_by,
-    audit_events.c.ts_ms,
-    audit_events.c.seq,
-)
-"""Column order of every event row the repository returns (``EventRow``)."""
-
-EventRow = tuple[str, str, str, str, str, str, int, int]
-"""(dataSourceId, dataSourceName, dataSourceType, eventKind, metadata JSON, performedBy,
-timestamp ms, sequence)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """A keyset position: rows strictly older than (timestamp, sequence)."""
-
-    ts_ms: int
-    seq: int
+EVENT_SELECT = tuple(audit_events.c[name] for name in EVENT_COLUMNS)
+"""What every event read selects: ``EVENT_COLUMNS``, by name."""
 
 
 class AuditRepository:
@@ -157,7 +114,7 @@ class AuditRepository:
         """
         head = Head.of(self._reads.first(*self.read_head()))
         size = head.size
-        rows = [_event_row(seq, event) for seq, event in enumerate(events, start=size + 1)]
+        rows = [stored_columns(seq, event) for seq, event in enumerate(events, start=size + 1)]
         counts: dict[tuple[int, str], int] = {}
         for event in events:
             day_and_kind = (day_of(event.timestamp_ms), event.event_kind.value)
@@ -190,7 +147,7 @@ class AuditRepository:
         self, audit_filter: AuditFilter, *, after: Cursor | None = None, limit: int = 1000
     ) -> list[EventRow]:
         """Up to ``limit`` events, newest first, strictly after ``after`` when given."""
-        query = select(*EVENT_COLUMNS).where(*_conditions(audit_filter))
+        query = select(*EVENT_SELECT).where(*_conditions(audit_filter))
         if after is not None:
             query = query.where(
                 or_(
@@ -201,10 +158,10 @@ class AuditRepository:
         query = query.order_by(audit_events.c.ts_ms.desc(), audit_events.c.seq.desc()).limit(limit)
         return _driver_rows(self._db.execute(query))
 
-    def by_sequence(self, seq: int) -> EventRow | None:
+    def by_sequence(self, seq: int) -> StoredEvent | None:
         """One event by its sequence number."""
-        row = self._db.execute(select(*EVENT_COLUMNS).where(audit_events.c.seq == seq)).first()
-        return tuple(row) if row else None
+        row = self._db.execute(select(*EVENT_SELECT).where(audit_events.c.seq == seq)).first()
+        return StoredEvent._make(row) if row else None
 
     def daily_counts(self, *, first_day: int, last_day: int) -> list[tuple[int, str, int]]:
         """(day, kind, count) from the rollup, for days in the inclusive range."""

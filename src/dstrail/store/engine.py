@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dstrail.domain.trail import CheckpointPolicy
 from dstrail.store.group_commit import GroupCommitWriter
-from dstrail.store.integrity import CheckpointPolicy
 from dstrail.store.repositories import ReadAhead, Repositories
 
 T = TypeVar("T")

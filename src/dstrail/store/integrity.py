@@ -2,86 +2,33 @@
 
 ``extend_tree`` is called by ``AuditRepository.append`` (the one place events are written) in
 the same transaction, under the ``audit_head`` row lock that orders appenders. The hashing
-itself is pure code in ``dstrail.audit.merkle``; this module only stores and reads hashes.
+itself is pure code in ``dstrail.domain.trail.merkle``; this module only stores and reads hashes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, select, text
 
-from dstrail.audit import merkle
-from dstrail.errors import DstrailError, InvalidInput
+from dstrail.domain.trail import (
+    SEALED_COLUMNS,
+    CheckpointPolicy,
+    CheckpointRecord,
+    SealedRow,
+    merkle,
+)
+from dstrail.errors import DstrailError
 from dstrail.store.driver import DriverCursor, Statement, statement
 from dstrail.store.schema import audit_checkpoints, audit_events
 
 T = TypeVar("T")
 
 
-class CheckpointSigner(Protocol):
-    """Signs checkpoints; implemented in ``dstrail.audit.checkpoints`` (the store holds no key)."""
-
-    @property
-    def key_id(self) -> str:
-        """Names the key (a digest of the public key)."""
-        ...
-
-    def sign(self, *, tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
-        """The signature of one checkpoint."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointPolicy:
-    """When appends sign a checkpoint: every ``every_events`` events, or on the first append
-    when the last checkpoint is ``every_ms`` old."""
-
-    signer: CheckpointSigner
-    every_events: int
-    every_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    """A signed statement: the first ``tree_size`` events have this Merkle root."""
-
-    tree_size: int
-    root_hash: bytes
-    timestamp_ms: int
-    key_id: str
-    signature: bytes
-
-
-IntegrityRow = tuple[
-    str, str, str, str, str, str, int, int, str, str | None, str | None, bytes | None
-]
-"""An ``EventRow`` (dataSourceId, name, type, kind, metadata JSON, performedBy, ts ms, seq)
-followed by the stored performedByUsername, run id, project id and leaf hash."""
-
-_INTEGRITY_COLUMNS = (
-    audit_events.c.data_source_id,
-    audit_events.c.data_source_name,
-    audit_events.c.data_source_type,
-    audit_events.c.event_kind,
-    audit_events.c.metadata,
-    audit_events.c.performed_by,
-    audit_events.c.ts_ms,
-    audit_events.c.seq,
-    audit_events.c.performed_by_username,
-    audit_events.c.run_id,
-    audit_events.c.project_id,
-    audit_events.c.leaf_hash,
-)
-_CHECKPOINT_COLUMNS = (
-    audit_checkpoints.c.tree_size,
-    audit_checkpoints.c.root_hash,
-    audit_checkpoints.c.timestamp_ms,
-    audit_checkpoints.c.key_id,
-    audit_checkpoints.c.signature,
-)
+_SEALED_SELECT = tuple(audit_events.c[name] for name in SEALED_COLUMNS)
+_CHECKPOINT_SELECT = tuple(audit_checkpoints.c[f.name] for f in fields(CheckpointRecord))
 
 
 _SET_HEAD = statement("UPDATE audit_head SET size = :size, frontier = :frontier WHERE id = 1")
@@ -94,7 +41,7 @@ _SET_CHECKPOINT = statement(
 )
 _INSERT_CHECKPOINT = statement(
     "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature) "
-    "VALUES (:size, :root, :ms, :key_id, :signature)"
+    "VALUES (:tree_size, :root_hash, :timestamp_ms, :key_id, :signature)"
 )
 LOCK_HEAD = statement(
     # SQLite: a write transaction already holds the one write lock (BEGIN IMMEDIATE). The
@@ -168,9 +115,7 @@ def extend_tree(
         hashes, completed = merkle.append_leaf(hashes, size, leaf)
         size += 1
         subtrees.append(b"".join(value for _, _, value in completed) if completed else None)
-        if policy is not None and (
-            size % policy.every_events == 0 or now_ms - checkpoint_ms >= policy.every_ms
-        ):
+        if policy is not None and policy.due(size=size, now_ms=now_ms, last_ms=checkpoint_ms):
             _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
             checkpoint_size, checkpoint_ms = size, now_ms
     head = {"frontier": merkle.pack_frontier(hashes), "size": size}
@@ -185,34 +130,17 @@ def extend_tree(
 def _sign(
     db: Executes, policy: CheckpointPolicy, *, size: int, root: bytes, now_ms: int
 ) -> CheckpointRecord:
-    record = CheckpointRecord(
-        tree_size=size,
-        root_hash=root,
-        timestamp_ms=now_ms,
-        key_id=policy.signer.key_id,
-        signature=policy.signer.sign(tree_size=size, root_hash=root, timestamp_ms=now_ms),
-    )
-    db.execute(
-        _INSERT_CHECKPOINT,
-        {
-            "size": record.tree_size,
-            "root": record.root_hash,
-            "ms": record.timestamp_ms,
-            "key_id": record.key_id,
-            "signature": record.signature,
-        },
-    )
+    record = policy.sign(tree_size=size, root_hash=root, now_ms=now_ms)
+    db.execute(_INSERT_CHECKPOINT, asdict(record))
     return record
 
 
-def _record(values: Sequence[Any]) -> CheckpointRecord:
-    return CheckpointRecord(
-        tree_size=int(values[0]),
-        root_hash=bytes(values[1]),
-        timestamp_ms=int(values[2]),
-        key_id=str(values[3]),
-        signature=bytes(values[4]),
-    )
+def _record(row: Sequence[Any]) -> CheckpointRecord:
+    """A checkpoint of a ``_CHECKPOINT_SELECT`` row (bytea may come as a memoryview)."""
+    values = dict(zip((f.name for f in fields(CheckpointRecord)), row, strict=True))
+    values["root_hash"] = bytes(values["root_hash"])
+    values["signature"] = bytes(values["signature"])
+    return CheckpointRecord(**values)
 
 
 class IntegrityRepository:
@@ -243,21 +171,21 @@ class IntegrityRepository:
     def latest_checkpoint(self) -> CheckpointRecord | None:
         """The checkpoint of the largest tree."""
         row = self._db.execute(
-            select(*_CHECKPOINT_COLUMNS).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
+            select(*_CHECKPOINT_SELECT).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
         ).first()
         return _record(row) if row else None
 
     def checkpoint_at(self, tree_size: int) -> CheckpointRecord | None:
         """The checkpoint of exactly ``tree_size`` events."""
         row = self._db.execute(
-            select(*_CHECKPOINT_COLUMNS).where(audit_checkpoints.c.tree_size == tree_size)
+            select(*_CHECKPOINT_SELECT).where(audit_checkpoints.c.tree_size == tree_size)
         ).first()
         return _record(row) if row else None
 
     def checkpoint_covering(self, seq: int) -> CheckpointRecord | None:
         """The smallest checkpoint that includes event ``seq``."""
         row = self._db.execute(
-            select(*_CHECKPOINT_COLUMNS)
+            select(*_CHECKPOINT_SELECT)
             .where(audit_checkpoints.c.tree_size >= seq)
             .order_by(audit_checkpoints.c.tree_size)
             .limit(1)
@@ -266,9 +194,7 @@ class IntegrityRepository:
 
     def checkpoints(self) -> list[CheckpointRecord]:
         """Every checkpoint, smallest tree first."""
-        rows = self._db.execute(
-            select(*_CHECKPOINT_COLUMNS).order_by(audit_checkpoints.c.tree_size)
-        )
+        rows = self._db.execute(select(*_CHECKPOINT_SELECT).order_by(audit_checkpoints.c.tree_size))
         return [_record(row) for row in rows]
 
     # The tree ------------------------------------------------------------------------------
@@ -323,41 +249,34 @@ class IntegrityRepository:
 
         return compute(read)
 
-    def _check_size(self, tree_size: int) -> None:
-        size, _ = self.head()
-        if not 0 <= tree_size <= size:
-            raise InvalidInput(f"treeSize: {tree_size} is not accepted; accepted: 0 to {size}")
-
     def root(self, tree_size: int) -> bytes:
-        """The root of the first ``tree_size`` events."""
-        self._check_size(tree_size)
+        """The root of the first ``tree_size`` events (at most the tree's size)."""
         return self._compute(lambda read: merkle.tree_root(tree_size, read))
 
     def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
-        """The audit path of event ``seq`` in the tree of ``tree_size`` events."""
-        self._check_size(tree_size)
-        if not 1 <= seq <= tree_size:
-            raise InvalidInput(f"seq: {seq} is not accepted; accepted: 1 to {tree_size}")
+        """The audit path of event ``seq`` (1 to ``tree_size``) in the tree of ``tree_size``
+        events (at most the tree's size)."""
         return self._compute(lambda read: merkle.inclusion_proof(seq - 1, tree_size, read))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        """The proof that the tree of ``second`` events extends that of ``first``."""
-        self._check_size(second)
-        if not 0 <= first <= second:
-            raise InvalidInput(f"first: {first} is not accepted; accepted: 0 to {second}")
+        """The proof that the tree of ``second`` events (at most the tree's size) extends that
+        of ``first`` (0 to ``second``)."""
         return self._compute(lambda read: merkle.consistency_proof(first, second, read))
 
     # Reading events for verification and export ------------------------------------------
 
-    def events_after(self, seq: int, *, limit: int) -> list[IntegrityRow]:
+    def events_after(self, seq: int, *, limit: int) -> list[SealedRow]:
         """Up to ``limit`` events with a larger seq, in seq order, with their stored hashes."""
-        rows = self._db.execute(
-            select(*_INTEGRITY_COLUMNS)
+        result = self._db.execute(
+            select(*_SEALED_SELECT)
             .where(audit_events.c.seq > seq)
             .order_by(audit_events.c.seq)
             .limit(limit)
         )
-        return [tuple(row) for row in rows]
+        try:  # the driver's tuples, as ``AuditRepository.page`` hands them over
+            return cast(list[SealedRow], result.cursor.fetchall())
+        finally:
+            result.close()
 
     def leaf_hashes(self, seqs: list[int]) -> dict[int, bytes | None]:
         """The stored leaf hash of each of these events."""

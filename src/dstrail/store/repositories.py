@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from dstrail.domain.trail import CheckpointPolicy
 from dstrail.store.audit import AuditRepository
 from dstrail.store.datasources import DataSourceRepository
 from dstrail.store.driver import DriverReads, Read
-from dstrail.store.integrity import CheckpointPolicy, IntegrityRepository
+from dstrail.store.integrity import IntegrityRepository
 from dstrail.store.projects import ProjectRepository
 from dstrail.store.runs import RunRepository
 from dstrail.store.users import UserRepository

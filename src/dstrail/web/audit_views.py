@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -11,14 +10,13 @@ from fastapi.responses import JSONResponse, Response
 
 from dstrail.api.deps import DstrailDep
 from dstrail.api.downloads import filtered_export, six_month_file
-from dstrail.audit.query import decode_cursor, encode_cursor
+from dstrail.audit.query import find_event, names_in_trail, read_page, window_counts
 from dstrail.context import Dstrail
-from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.events import DOMINO_KINDS, EventKind
-from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.audit_filter import Cursor
+from dstrail.domain.trail import DOMINO_KINDS, EventKind, EventRow, StoredEvent
 from dstrail.errors import DstrailError, InvalidInput, NotFound
+from dstrail.services import datasources as datasource_service
 from dstrail.services.auth import Caller, require_audit_reader
-from dstrail.store import Cursor, EventRow, Repositories
 from dstrail.web.chart import Chart, build_chart
 from dstrail.web.deps import SignedInDep
 from dstrail.web.filters import PRESETS, ConsoleFilter, audit_filter_of, parse_console_filter
@@ -28,58 +26,47 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 
 
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """One event as the list and the detail page show it."""
+_SUMMARY_KEYS = (
+    "operation",
+    "objectKey",
+    "prefix",
+    "runType",
+    "projectName",
+    "isEveryone",
+    "newOwnerUsername",
+    "addedUserIds",
+    "removedUserIds",
+    "changedFields",
+    "reason",
+)
 
-    seq: int
-    ts_ms: int
-    kind: str
-    data_source_id: str
-    data_source_name: str
-    data_source_type: str
-    performed_by: str
-    username: str
-    metadata: dict[str, str]
+
+class EventView(StoredEvent):
+    """A stored event as the list and the detail page show it."""
+
+    __slots__ = ()
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The metadata, parsed."""
+        parsed: dict[str, str] = orjson.loads(self.metadata)
+        return parsed
+
+    @property
+    def username(self) -> str:
+        """Who did it, by name."""
+        return self.details.get("performedByUsername", "")
 
     @property
     def summary(self) -> str:
         """The details that matter most, in a few words."""
-        m = self.metadata
-        parts = [
-            f"{key}={m[key]}"
-            for key in (
-                "operation",
-                "objectKey",
-                "prefix",
-                "runType",
-                "projectName",
-                "isEveryone",
-                "newOwnerUsername",
-                "addedUserIds",
-                "removedUserIds",
-                "changedFields",
-                "reason",
-            )
-            if m.get(key)
-        ]
-        return " ".join(parts)
+        details = self.details
+        return " ".join(f"{key}={details[key]}" for key in _SUMMARY_KEYS if details.get(key))
 
 
 def event_view(row: EventRow) -> EventView:
     """An event row for templates."""
-    metadata: dict[str, str] = orjson.loads(row[4])
-    return EventView(
-        seq=row[7],
-        ts_ms=row[6],
-        kind=row[3],
-        data_source_id=row[0],
-        data_source_name=row[1],
-        data_source_type=row[2],
-        performed_by=row[5],
-        username=metadata.get("performedByUsername", ""),
-        metadata=metadata,
-    )
+    return EventView._make(row)
 
 
 def _reader(signed_in: SignedInDep) -> Caller:
@@ -93,30 +80,6 @@ def _console_filter(request: Request) -> ConsoleFilter:
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
     return parse_console_filter(params)
-
-
-def window_counts(
-    tx: Repositories, audit_filter: AuditFilter, *, narrowed: bool
-) -> list[tuple[int, str, int]]:
-    """Events per UTC day and kind for exactly the filtered view.
-
-    Without name/user/project/run filters the whole days inside the window come from the
-    ``audit_daily_counts`` rollup and only the two partial edge days are counted from events;
-    a narrowed view is counted with one bounded GROUP BY.
-    """
-    if narrowed:
-        return tx.audit.daily_counts_matching(audit_filter)
-    first, last = audit_filter.start_ms // DAY_MS, audit_filter.end_ms // DAY_MS
-    edges = {first, last}
-    counts = [c for c in tx.audit.daily_counts(first_day=first, last_day=last) if c[0] not in edges]
-    for day in sorted(edges):
-        edge = replace(
-            audit_filter,
-            start_ms=max(audit_filter.start_ms, day * DAY_MS),
-            end_ms=min(audit_filter.end_ms, (day + 1) * DAY_MS - 1),
-        )
-        counts += tx.audit.daily_counts_matching(edge)
-    return counts
 
 
 @router.get("/audit")
@@ -142,22 +105,20 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
     try:
         console = _console_filter(request)
         cursor_param = request.query_params.get("cursor")
-        after = decode_cursor(cursor_param) if cursor_param else None
+        after = Cursor.decode(cursor_param) if cursor_param else None
         with dstrail.store.read() as tx:
             audit_filter = audit_filter_of(tx, console, now_ms=now)
-            rows = tx.audit.page(audit_filter, after=after, limit=PAGE_SIZE + 1)
-            counts = window_counts(tx, audit_filter, narrowed=console.narrowed)
+            events = read_page(tx, audit_filter, after=after, size=PAGE_SIZE)
+            counts = window_counts(tx, audit_filter)
         chart: Chart | None = build_chart(
             counts,
             start_ms=audit_filter.start_ms,
             end_ms=audit_filter.end_ms,
             kinds={k.value for k in audit_filter.event_kinds},
         )
-        if len(rows) > PAGE_SIZE:
-            rows = rows[:PAGE_SIZE]
-            context["next_cursor"] = encode_cursor(Cursor(ts_ms=rows[-1][6], seq=rows[-1][7]))
         context.update(
-            events=[event_view(row) for row in rows],
+            next_cursor=events.next.encode() if events.next else None,
+            events=[event_view(row) for row in events.rows],
             chart=chart,
             total=sum(c[2] for c in counts if c[1] in {k.value for k in audit_filter.event_kinds}),
             paged=after is not None,
@@ -185,10 +146,8 @@ def event_page(seq: str, request: Request, dstrail: DstrailDep, signed_in: Signe
     if not seq.isdigit():
         raise NotFound(f"no event with sequence number {seq!r}")
     with dstrail.store.read() as tx:
-        row = tx.audit.by_sequence(int(seq))
-        if row is None:
-            raise NotFound(f"no event with sequence number {seq}")
-        ds = tx.data_sources.by_id(row[0])
+        row = find_event(tx, int(seq))
+        ds = datasource_service.find_any(tx, row.data_source_id)
     return page(
         request,
         dstrail,
@@ -206,9 +165,8 @@ def name_suggestions(dstrail: DstrailDep, signed_in: SignedInDep, q: str = "") -
     _reader(signed_in)
     prefix = q.rsplit(",", 1)[-1].strip()[:128]
     with dstrail.store.read() as tx:
-        names = set(tx.audit.names_seen(prefix, limit=20))
-        names |= set(tx.data_sources.names_ever_used(prefix, limit=20))
-    return JSONResponse(sorted(names)[:20], headers={"Cache-Control": "no-store"})
+        names = names_in_trail(tx, prefix, limit=20)
+    return JSONResponse(names, headers={"Cache-Control": "no-store"})
 
 
 def _filtered_export(request: Request, dstrail: Dstrail, file_format: str) -> Response:

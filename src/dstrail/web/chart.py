@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dstrail.domain.events import EventKind
 from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.trail import EventKind
 
 MAX_DAYS = 400
 WIDTH = 960

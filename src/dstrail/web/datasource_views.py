@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from dstrail.api.deps import DstrailDep
-from dstrail.context import Dstrail
+from dstrail.audit.query import read_page
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.datasources import (
     AUTH_TYPES,
@@ -20,11 +20,12 @@ from dstrail.domain.datasources import (
     Permissions,
     can_manage,
 )
-from dstrail.domain.events import EventKind
+from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
 from dstrail.errors import Conflict, InvalidInput
 from dstrail.services import datasources as service
-from dstrail.services.credentials import CredentialVault
+from dstrail.services import projects as project_service
+from dstrail.services import users as user_service
 from dstrail.store import Repositories
 from dstrail.web.audit_views import event_view
 from dstrail.web.deps import CheckedFormDep, SignedInDep, field, fields
@@ -44,10 +45,6 @@ DONE_MESSAGES = {
 }
 
 
-def _vault(dstrail: Dstrail) -> CredentialVault:
-    return CredentialVault(dstrail.keys.encryption_key)
-
-
 def _visibility(ds: DataSource, users: dict[str, User]) -> str:
     if ds.permissions.is_everyone:
         return "Everyone"
@@ -57,13 +54,6 @@ def _visibility(ds: DataSource, users: dict[str, User]) -> str:
     return "Owner and " + ", ".join(names)
 
 
-def _people(tx: Repositories, data_sources: list[DataSource]) -> dict[str, User]:
-    ids = {ds.owner_id for ds in data_sources}
-    for ds in data_sources:
-        ids |= set(ds.permissions.user_ids)
-    return tx.users.by_ids(sorted(ids))
-
-
 @router.get("/datasources")
 def list_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """The data sources the user may see, with owner, type, visibility and projects."""
@@ -71,8 +61,10 @@ def list_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> 
     show_deleted = request.query_params.get("deleted") == "1" and user.is_admin
     with dstrail.store.read() as tx:
         data_sources = service.list_visible(tx, actor=user, include_deleted=show_deleted)
-        people = _people(tx, data_sources)
-        projects = tx.projects.names(sorted({p for ds in data_sources for p in ds.project_ids}))
+        people = service.people_of(tx, data_sources)
+        projects = project_service.project_names(
+            tx, sorted({p for ds in data_sources for p in ds.project_ids})
+        )
     rows = [
         {
             "ds": ds,
@@ -102,7 +94,7 @@ def _form_context(tx: Repositories, values: dict[str, Any], error: str | None) -
     return {
         "types": sorted(DATA_SOURCE_TYPES),
         "auth_types": sorted(AUTH_TYPES),
-        "all_users": tx.users.all(),
+        "all_users": user_service.list_users(tx),
         "values": values,
         "error": error,
     }
@@ -167,7 +159,7 @@ def create(
         spec = _create_spec(form)
         with dstrail.store.write() as tx:
             ds = service.create_data_source(
-                tx, _vault(dstrail), spec=spec, actor=signed_in.user, now_ms=dstrail.clock()
+                tx, dstrail.vault, spec=spec, actor=signed_in.user, now_ms=dstrail.clock()
             )
     except (InvalidInput, Conflict) as error:
         values: dict[str, Any] = {
@@ -207,21 +199,19 @@ def detail_page(
     now = dstrail.clock()
     with dstrail.store.read() as tx:
         ds = service.get_visible(tx, data_source_id=data_source_id, actor=user)
-        people = tx.users.by_ids(
-            sorted({ds.owner_id, ds.last_updated_by, *ds.permissions.user_ids})
-        )
-        project_names = tx.projects.names(list(ds.project_ids))
-        all_users = tx.users.all()
-        projects = [p for p in tx.projects.all() if user.is_admin or p.is_member(user.id)]
+        people = service.people_of(tx, [ds])
+        project_names = project_service.project_names(tx, list(ds.project_ids))
+        all_users = user_service.list_users(tx)
+        projects = project_service.projects_of(tx, user)
         trail = []
         if user.can_read_audit:
-            rows = tx.audit.page(
-                AuditFilter(
-                    start_ms=0, end_ms=now, data_source_ids=(ds.id,), event_kinds=tuple(EventKind)
-                ),
-                limit=TRAIL_ROWS,
+            own_trail = AuditFilter(
+                start_ms=0, end_ms=now, data_source_ids=(ds.id,), event_kinds=tuple(EventKind)
             )
-            trail = [event_view(row) for row in rows]
+            trail = [
+                event_view(row)
+                for row in read_page(tx, own_trail, after=None, size=TRAIL_ROWS).rows
+            ]
     done = request.query_params.get("done", "")
     return page(
         request,
@@ -255,15 +245,14 @@ def change_permissions(
 ) -> Response:
     """Replace who may use it (``set_permissions``)."""
     with dstrail.store.write() as tx:
-        service.set_permissions(
+        change = service.set_permissions(
             tx,
             data_source_id=data_source_id,
             permissions=_permissions(form),
             actor=signed_in.user,
             now_ms=dstrail.clock(),
         )
-        changed = tx.audit.recorded > 0
-    return _back(data_source_id, "permissions" if changed else "unchanged")
+    return _back(data_source_id, "permissions" if change.changed else "unchanged")
 
 
 @router.post("/datasources/{data_source_id}/transfer")

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from dstrail.api.downloads import SIX_MONTHS_MS
-from dstrail.audit.query import build_filter
-from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.events import EventKind
+from dstrail.audit.query import distinct, parse_ids, parse_kinds, parse_time
+from dstrail.domain.audit_filter import AuditFilter, resolve_window
 from dstrail.domain.timestamps import DAY_MS, format_ms
+from dstrail.domain.trail import EventKind
 from dstrail.errors import InvalidInput
 from dstrail.services.projects import find_project
+from dstrail.services.users import find_user
 from dstrail.store import Repositories
 
 PRESETS: dict[str, tuple[str, int]] = {
@@ -103,54 +104,49 @@ def parse_console_filter(params: Mapping[str, Sequence[str]]) -> ConsoleFilter:
     )
 
 
-def _iso(value: str, name: str) -> str:
+def _iso(value: str, name: str) -> str | None:
+    """A custom range's start or end as typed, made ISO-8601 (a date alone is midnight UTC,
+    the end its last millisecond; no offset means UTC); None when empty."""
     if not value:
-        return ""
+        return None
     text = value.strip()
     if not _DATE.match(text):
         return text  # let the parser name what is wrong with it
-    if len(text) == 10:  # a date alone: midnight UTC (the end: the day's last millisecond)
+    if len(text) == 10:
         text += "T23:59:59.999" if name == "end" else "T00:00:00"
     has_offset = text.endswith(("Z", "z")) or "+" in text[10:] or "-" in text[10:]
     return text if has_offset else text + "Z"
 
 
+def _window(console: ConsoleFilter, *, now_ms: int) -> tuple[int, int]:
+    if console.range != "custom":
+        return now_ms - PRESETS[console.range][1], now_ms
+    if not console.start and not console.end:
+        raise InvalidInput("custom range: give a start, an end, or both (UTC)")
+    return resolve_window(
+        parse_time(_iso(console.start, "start"), label="start"),
+        parse_time(_iso(console.end, "end"), label="end"),
+        now_ms=now_ms,
+        labels=("start", "end"),
+    )
+
+
 def audit_filter_of(tx: Repositories, console: ConsoleFilter, *, now_ms: int) -> AuditFilter:
-    """The store's filter; ``InvalidInput`` or ``NotFound`` naming the field that is wrong."""
-    params: dict[str, list[str]] = {
-        "dataSourceNames": list(console.names),
-        "eventKinds": list(console.kinds) or [kind.value for kind in EventKind],
-    }
-    if console.range == "custom":
-        if not console.start and not console.end:
-            raise InvalidInput("custom range: give a start, an end, or both (UTC)")
-        for key, value in (
-            ("startTime", _iso(console.start, "start")),
-            ("endTime", _iso(console.end, "end")),
-        ):
-            if value:
-                params[key] = [value]
-    else:
-        span = PRESETS[console.range][1]
-        params["startTime"] = [format_ms(now_ms - span)]
-        params["endTime"] = [format_ms(now_ms)]
+    """The console's fields mapped onto the trail's filter; ``InvalidInput`` or ``NotFound``
+    naming the console's field that is wrong. No kind chosen means every kind."""
+    start_ms, end_ms = _window(console, now_ms=now_ms)
+    performed_by: tuple[str, ...] = ()
     if console.user:
-        user = tx.users.by_id(console.user) or tx.users.by_username(console.user)
+        user = find_user(tx, console.user)
         if user is None:
             raise InvalidInput(f"user: no user named {console.user!r}")
-        params["performedBy"] = [user.id]
-    if console.project:
-        params["projectIds"] = [find_project(tx, console.project).id]
-    if console.run:
-        params["runIds"] = [console.run]
-    try:
-        return build_filter(params, now_ms=now_ms)
-    except InvalidInput as error:
-        message = (
-            error.message.replace("startTime", "start")
-            .replace("endTime", "end")
-            .replace("runIds", "run")
-            .replace("dataSourceNames", "name")
-            .replace("eventKinds", "kind")
-        )
-        raise InvalidInput(message) from None
+        performed_by = (user.id,)
+    return AuditFilter(
+        start_ms=start_ms,
+        end_ms=end_ms,
+        data_source_names=distinct(console.names),
+        event_kinds=parse_kinds(console.kinds, label="kind") or tuple(EventKind),
+        performed_by=performed_by,
+        project_ids=(find_project(tx, console.project).id,) if console.project else (),
+        run_ids=parse_ids([console.run], label="run"),
+    )

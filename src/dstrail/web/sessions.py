@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from dstrail.context import Dstrail
 from dstrail.domain.users import User
 from dstrail.errors import Forbidden, NotAuthenticated
-from dstrail.services.users import hash_api_key
+from dstrail.services.users import hash_api_key, session_user
 
 COOKIE_NAME = "dstrail_session"
 MAX_AGE_SECONDS = 12 * 3600
@@ -90,7 +90,7 @@ def signed_in_user(request: Request, dstrail: Dstrail) -> tuple[User, Session]:
     if session is None or session.key_hash is None:
         raise NotAuthenticated("sign in with an API key to use the console")
     with dstrail.store.read() as tx:
-        user = tx.users.by_api_key_hash(session.key_hash)
+        user = session_user(tx, session.key_hash)
     if user is None or user.id != session.user_id:
         raise NotAuthenticated("your session has ended (the API key was revoked); sign in again")
     return user, session

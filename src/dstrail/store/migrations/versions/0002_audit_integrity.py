@@ -4,12 +4,11 @@ Revision ID: 0002
 Revises: 0001
 """
 
-import orjson
 import sqlalchemy as sa
 from alembic import op
 
-from dstrail.audit.encoding import event_leaf
-from dstrail.audit.merkle import append_leaf, pack_frontier
+from dstrail.domain.trail import EVENT_COLUMNS, SEQ, event_leaf
+from dstrail.domain.trail.merkle import append_leaf, pack_frontier
 
 revision = "0002"
 down_revision = "0001"
@@ -65,12 +64,8 @@ def upgrade() -> None:
 def _backfill(sqlite: bool) -> None:
     """Leaves, nodes and frontier for events written before this revision."""
     bind = op.get_bind()
-    rows = bind.execute(
-        sa.text(
-            "SELECT seq, data_source_id, data_source_name, data_source_type, event_kind, "
-            "metadata, performed_by, ts_ms FROM audit_events ORDER BY seq"
-        )
-    ).all()
+    columns = ", ".join(EVENT_COLUMNS)
+    rows = bind.execute(sa.text(f"SELECT {columns} FROM audit_events ORDER BY seq")).all()
     if not rows:
         return
     if sqlite:
@@ -79,19 +74,10 @@ def _backfill(sqlite: bool) -> None:
         op.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
     frontier: list[bytes] = []
     for size, row in enumerate(rows):
-        leaf = event_leaf(
-            seq=row[0],
-            data_source_id=row[1],
-            data_source_name=row[2],
-            data_source_type=row[3],
-            event_kind=row[4],
-            metadata=orjson.loads(row[5]),
-            performed_by=row[6],
-            timestamp_ms=row[7],
-        )
+        leaf = event_leaf(tuple(row))
         bind.execute(
             sa.text("UPDATE audit_events SET leaf_hash = :leaf WHERE seq = :seq"),
-            {"leaf": leaf, "seq": row[0]},
+            {"leaf": leaf, "seq": row[SEQ]},
         )
         frontier, completed = append_leaf(frontier, size, leaf)
         for level, index, value in completed:

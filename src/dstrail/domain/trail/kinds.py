@@ -1,8 +1,7 @@
-"""Audit event kinds and the event record itself."""
+"""The kinds of trail events: Domino's seven, then dstrail's extensions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -33,33 +32,3 @@ def parse_event_kind(value: str) -> EventKind:
     except ValueError:
         accepted = ", ".join(kind.value for kind in EventKind)
         raise ValueError(f"unknown event kind {value!r}; accepted: {accepted}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class NewAuditEvent:
-    """An event about to be appended; the store gives it its sequence number."""
-
-    event_kind: EventKind
-    data_source_id: str
-    data_source_name: str
-    data_source_type: str
-    performed_by: str
-    performed_by_username: str
-    timestamp_ms: int
-    metadata: dict[str, str] = field(default_factory=dict)
-    run_id: str | None = None
-    project_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """An event as stored: the seven API fields plus the sequence number."""
-
-    sequence: int
-    event_kind: str
-    data_source_id: str
-    data_source_name: str
-    data_source_type: str
-    performed_by: str
-    timestamp_ms: int
-    metadata_json: str

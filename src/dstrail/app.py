@@ -1,4 +1,4 @@
-"""The ASGI application: API routers, error handlers, health."""
+"""The ASGI application: the API routers, the console, error handlers and health."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dstrail import __version__
 from dstrail.api import access, audit, datasources, integrity, platform
 from dstrail.api.errors import install_error_handlers
 from dstrail.context import Dstrail
+from dstrail.web import install_console, render_error
 
 
 def create_app(dstrail: Dstrail) -> FastAPI:
@@ -20,15 +21,16 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.dstrail = dstrail
-    from dstrail.web import install_console, render_error  # late: web builds on api
-
     install_error_handlers(app, html=render_error)
     install_console(app)
-    app.include_router(integrity.router)
-    app.include_router(audit.router)
-    app.include_router(datasources.router)
-    app.include_router(platform.router)
-    app.include_router(access.router)
+    for router in (
+        integrity.router,
+        audit.router,
+        *datasources.routers,
+        platform.router,
+        *access.routers,
+    ):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: no database work")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,48 @@
+"""What the benchmarks share: the raw baseline's rows, named as dstrail names its columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dstrail.domain.projects import Run
+from dstrail.domain.trail import SEALED_COLUMNS, EventKind, NewAuditEvent, stored_columns
+
+RAW_COLUMNS: tuple[str, ...] = tuple(name for name in SEALED_COLUMNS if name != "leaf_hash")
+"""The columns a raw baseline insert fills: an event's stored columns but its leaf hash."""
+
+RAW_INDEX = {name: index for index, name in enumerate(RAW_COLUMNS)}
+"""Where each column stands in a raw row."""
+
+
+def raw_row(**values: Any) -> tuple[Any, ...]:
+    """A row of ``RAW_COLUMNS`` from its values, by column name."""
+    return tuple(values[name] for name in RAW_COLUMNS)
+
+
+def access_event(
+    source: tuple[str, str, str],
+    user: tuple[str, str],
+    ts_ms: int,
+    metadata: dict[str, str],
+    run: Run | None = None,
+) -> NewAuditEvent:
+    """An ``AccessDataSource`` event of ``user`` (id, username) on ``source`` (id, name, type)."""
+    return NewAuditEvent(
+        event_kind=EventKind.ACCESS_DATA_SOURCE,
+        data_source_id=source[0],
+        data_source_name=source[1],
+        data_source_type=source[2],
+        performed_by=user[0],
+        performed_by_username=user[1],
+        timestamp_ms=ts_ms,
+        metadata=metadata,
+        run_id=run.id if run else None,
+        project_id=run.project_id if run else None,
+    )
+
+
+def stored_row(seq: int, event: NewAuditEvent, columns: Sequence[str]) -> tuple[Any, ...]:
+    """The ``columns`` of ``event`` stored as ``seq``, as dstrail computes them."""
+    values = stored_columns(seq, event)
+    return tuple(values[name] for name in columns)
