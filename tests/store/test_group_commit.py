@@ -13,8 +13,8 @@ from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.datasources import DataSource
-from dstrail.domain.events import EventKind, NewAuditEvent
 from dstrail.domain.ids import new_object_id
+from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.domain.users import Role, User
 from dstrail.errors import Conflict
 from dstrail.store import Repositories

@@ -5,13 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from dstrail.audit import merkle
 from dstrail.audit.recorder import record_event
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import DataSource
-from dstrail.domain.events import EventKind
 from dstrail.domain.ids import new_object_id
+from dstrail.domain.trail import EventKind, merkle
 from dstrail.domain.users import Role, User
 from dstrail.store import Repositories
 from tests.support import Login, audit_count, create_dataset
