@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -26,7 +26,8 @@ class Scene:
 
 @pytest.fixture
 def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
-    """Alice's data source (shared with Bob, attached to her project) and her running job."""
+    """Alice's data source (shared with Bob, attached to her project) and her running job, as
+    the services built them (the values every read must return)."""
     now = dstrail.clock()
     with dstrail.store.write() as tx:
         project = project_service.create_project(
@@ -35,7 +36,7 @@ def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
         run = run_service.start_run(
             tx, project=project, user=alice.user, run_type=RunType.BATCH, now_ms=now
         )
-    ds = create_dataset(
+    created = create_dataset(  # as the service built it, not as read back
         dstrail,
         alice,
         "shared-ds",
@@ -43,9 +44,12 @@ def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
         config={"note": "a config value"},
     )
     with dstrail.store.write() as tx:
-        ds = ds_service.attach_to_project(
-            tx, data_source_id=ds.id, project_id=project.id, actor=alice.user, now_ms=now
+        ds_service.attach_to_project(
+            tx, data_source_id=created.id, project_id=project.id, actor=alice.user, now_ms=now
         )
+    ds = replace(created, project_ids=(project.id,))
+    assert ds.permissions == Permissions(is_everyone=False, user_ids=(bob.id,))
+    assert (ds.owner_id, ds.config) == (alice.id, {"note": "a config value"})
     ahead = ReadAhead(
         api_key_hash=hash_api_key(alice.api_key),
         data_source_name=ds.name,
@@ -66,26 +70,27 @@ def _read(tx: Repositories, ahead: ReadAhead) -> tuple[object, ...]:
     )
 
 
-def test_rows_read_ahead_are_the_rows_read_one_by_one(
-    dstrail: Dstrail, alice: Login, bob: Login, scene: Scene
-) -> None:
+def _expected(alice: Login, scene: Scene) -> tuple[object, ...]:
+    """What ``_read`` must return, built from what the test created, not from a read."""
+    return (alice.user, scene.data_source, scene.data_source, scene.run)
+
+
+def test_rows_read_ahead_are_the_rows_created(dstrail: Dstrail, alice: Login, scene: Scene) -> None:
     with dstrail.store.read() as tx:
         one_by_one = _read(tx, scene.ahead)
     with dstrail.store.read() as tx:
         tx.read_ahead(scene.ahead, scene.ahead)  # two decisions reading the same rows
         first, second = _read(tx, scene.ahead), _read(tx, scene.ahead)
-    assert first == one_by_one == second
-    user, by_name, by_id, run = one_by_one
-    assert user == alice.user
-    assert by_name == by_id
-    assert isinstance(by_id, DataSource)
-    assert by_id.permissions == Permissions(is_everyone=False, user_ids=(bob.id,))
-    assert by_id.project_ids == (scene.run.project_id,)
-    assert by_id.config == {"note": "a config value"}
-    assert run == scene.run
+        third = _read(tx, scene.ahead)  # nothing left ahead: read anew
+    assert one_by_one == _expected(alice, scene)
+    assert first == _expected(alice, scene)
+    assert second == _expected(alice, scene)
+    assert third == _expected(alice, scene)
 
 
-def test_rows_that_do_not_exist_are_read_ahead_as_none(dstrail: Dstrail, scene: Scene) -> None:
+def test_rows_that_do_not_exist_are_read_ahead_as_none(
+    dstrail: Dstrail, alice: Login, scene: Scene
+) -> None:
     missing = ReadAhead(
         api_key_hash=hash_api_key("not-a-key"),
         data_source_name="no-such-ds",
@@ -95,7 +100,33 @@ def test_rows_that_do_not_exist_are_read_ahead_as_none(dstrail: Dstrail, scene: 
     with dstrail.store.read() as tx:
         tx.read_ahead(missing, scene.ahead)
         assert _read(tx, missing) == (None, None, None, None)
-        assert _read(tx, scene.ahead)[3] == scene.run
+        assert _read(tx, scene.ahead) == _expected(alice, scene)
+
+
+def test_sqlite_reads_nothing_ahead_postgresql_reads_the_rows_as_they_were(
+    dstrail: Dstrail, alice: Login, scene: Scene
+) -> None:
+    """Changed in the same transaction after the read-ahead: SQLite, which reads nothing ahead,
+    reads the changed rows; PostgreSQL hands over the rows it read ahead, as they were."""
+    ended_at = dstrail.clock() + 1
+    with dstrail.store.write() as tx:
+        tx.read_ahead(scene.ahead)
+        assert tx.runs.finish(scene.run.id, now_ms=ended_at)
+        tx.data_sources.detach_project(scene.data_source.id, scene.run.project_id)
+        seen = _read(tx, scene.ahead)
+        read_anew = _read(tx, scene.ahead)
+    changed = (
+        alice.user,
+        replace(scene.data_source, project_ids=()),
+        replace(scene.data_source, project_ids=()),
+        replace(scene.run, ended_at_ms=ended_at),
+    )
+    if dstrail.store.dialect == "sqlite":
+        assert seen == changed
+    else:
+        assert dstrail.store.dialect == "postgresql"
+        assert seen == _expected(alice, scene)
+    assert read_anew == changed
 
 
 def test_postgresql_reads_them_in_one_statement_before_they_are_asked_for(
