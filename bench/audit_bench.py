@@ -1,4 +1,4 @@
-"""The audit trail benchmark of issue 2, on SQLite and on PostgreSQL.
+"""The audit trail benchmark, on SQLite and on PostgreSQL.
 
 (a) events/s appended through the service layer (``record_event`` in ``Store.write()``), one
     event per transaction, beside raw one-row-per-transaction inserts with the driver;
@@ -43,7 +43,7 @@ from dstrail.audit.recorder import record_event
 from dstrail.audit.serialize import stream_json_array
 from dstrail.context import open_dstrail
 from dstrail.domain.audit_filter import AuditFilter
-from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
+from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Run, RunType
 from dstrail.domain.timestamps import DAY_MS, format_ms
 from dstrail.domain.trail import EXTENSION_KINDS, EventKind
@@ -51,7 +51,15 @@ from dstrail.domain.users import Role, User
 from dstrail.services import users as user_service
 from dstrail.settings import Settings
 from dstrail.store import Store
-from support import RAW_COLUMNS, RAW_INDEX, raw_row
+from support import (
+    RAW_COLUMNS,
+    RAW_INDEX,
+    access_event,
+    bench_data_source,
+    raw_row,
+    run_keys,
+    stored_row,
+)
 
 PG_ADMIN_URL = os.environ.get("DSTRAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AUDIT_PATH = "/api/datasource/v1/audit"
@@ -510,7 +518,7 @@ def bench_append(
             for i in range(per_round):
                 ds_id, ds_name, ds_type = rng.choice(catalog.sources)
                 run_id, run_type, project_id, plane = rng.choice(catalog.runs)
-                source = _data_source(ds_id, ds_name, ds_type, actor_id, now)
+                source = bench_data_source(ds_id, ds_name, ds_type, actor_id, now)
                 run = Run(
                     id=run_id,
                     run_type=RunType(run_type),
@@ -522,30 +530,10 @@ def bench_append(
                 )
                 ts = now + round_no * per_round + i
                 plan.append((source, run, ts))
-                metadata = orjson.dumps(
-                    {
-                        "performedByUsername": username,
-                        "runType": run_type,
-                        "projectId": project_id,
-                        "runId": run_id,
-                        "dataPlaneId": plane,
-                    }
-                ).decode()
-                rows.append(
-                    raw_row(
-                        seq=seq_offset + round_no * per_round + i,
-                        ts_ms=ts,
-                        event_kind=EventKind.ACCESS_DATA_SOURCE.value,
-                        data_source_id=ds_id,
-                        data_source_name=ds_name,
-                        data_source_type=ds_type,
-                        performed_by=actor_id,
-                        performed_by_username=username,
-                        run_id=run_id,
-                        project_id=project_id,
-                        metadata=metadata,
-                    )
+                event = access_event(
+                    (ds_id, ds_name, ds_type), (actor_id, username), ts, run_keys(run), run
                 )
+                rows.append(stored_row(seq_offset + round_no * per_round + i, event, RAW_COLUMNS))
             order = ("service", "raw") if round_no % 2 == 0 else ("raw", "service")
             for path in order:
                 if path == "service":
@@ -561,27 +549,6 @@ def bench_append(
         store.dispose()
         backend.drop()
     return result
-
-
-def _data_source(ds_id: str, name: str, ds_type: str, owner: str, now: int) -> DataSource:
-    return DataSource(
-        id=ds_id,
-        name=name,
-        display_name=name,
-        description="",
-        data_source_type=ds_type,
-        auth_type="Basic",
-        credential_type=CredentialType.SHARED,
-        config={},
-        owner_id=owner,
-        permissions=Permissions(is_everyone=True),
-        project_ids=(),
-        status=Status.ACTIVE,
-        added_by=owner,
-        created_at_ms=now,
-        last_updated_ms=now,
-        last_updated_by=owner,
-    )
 
 
 def _service_append(

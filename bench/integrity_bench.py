@@ -1,4 +1,4 @@
-"""The verifiable-trail benchmark of issue 5, on SQLite and on PostgreSQL.
+"""The verifiable-trail benchmark, on SQLite and on PostgreSQL.
 
 (a) events/s through the audited write path (``record_event`` in ``Store.write()``, one event
     per transaction) with Merkle leaves, subtree nodes, the frontier and signed checkpoints
@@ -30,12 +30,12 @@ import psycopg
 from dstrail.audit.recorder import record_event
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail, open_dstrail
-from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
+from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Run, RunType
 from dstrail.domain.trail import EventKind, merkle
 from dstrail.domain.users import Role, User
 from dstrail.settings import Settings
-from support import RAW_COLUMNS, access_event, stored_row
+from support import RAW_COLUMNS, access_event, bench_data_source, run_keys, stored_row
 
 PG_ADMIN_URL = os.environ.get("DSTRAIL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROUNDS = 3
@@ -88,24 +88,7 @@ def make_plan(rng: random.Random, count: int, now: int) -> list[tuple[DataSource
     plan = []
     for i in range(count):
         ds_id, name, ds_type = rng.choice(sources)
-        source = DataSource(
-            id=ds_id,
-            name=name,
-            display_name=name,
-            description="",
-            data_source_type=ds_type,
-            auth_type="Basic",
-            credential_type=CredentialType.SHARED,
-            config={},
-            owner_id="a" * 24,
-            permissions=Permissions(is_everyone=True),
-            project_ids=(),
-            status=Status.ACTIVE,
-            added_by="a" * 24,
-            created_at_ms=now,
-            last_updated_ms=now,
-            last_updated_by="a" * 24,
-        )
+        source = bench_data_source(ds_id, name, ds_type, "a" * 24, now)
         run = Run(
             id=hex_id(rng),
             run_type=RunType.WORKSPACE,
@@ -180,10 +163,7 @@ def bench_appends(kind: str, directory: Path, per_round: int) -> tuple[float, fl
                 for source, run, ts in plan:
                     seq += 1
                     metadata = {
-                        "runType": run.run_type.value,
-                        "projectId": run.project_id,
-                        "runId": run.id,
-                        "dataPlaneId": run.data_plane_id,
+                        **run_keys(run),
                         "clientSource": "Python",
                         "operation": "objectKey",
                         "objectKey": "a/b.csv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
 from dstrail.domain.projects import Run
 from dstrail.domain.trail import SEALED_COLUMNS, EventKind, NewAuditEvent, stored_columns
 
@@ -46,3 +47,35 @@ def stored_row(seq: int, event: NewAuditEvent, columns: Sequence[str]) -> tuple[
     """The ``columns`` of ``event`` stored as ``seq``, as dstrail computes them."""
     values = stored_columns(seq, event)
     return tuple(values[name] for name in columns)
+
+
+def bench_data_source(ds_id: str, name: str, ds_type: str, owner: str, now: int) -> DataSource:
+    """A data source for everyone, owned by ``owner``, as the appends measured here name it."""
+    return DataSource(
+        id=ds_id,
+        name=name,
+        display_name=name,
+        description="",
+        data_source_type=ds_type,
+        auth_type="Basic",
+        credential_type=CredentialType.SHARED,
+        config={},
+        owner_id=owner,
+        permissions=Permissions(is_everyone=True),
+        project_ids=(),
+        status=Status.ACTIVE,
+        added_by=owner,
+        created_at_ms=now,
+        last_updated_ms=now,
+        last_updated_by=owner,
+    )
+
+
+def run_keys(run: Run) -> dict[str, str]:
+    """The metadata an access from ``run`` records about it."""
+    return {
+        "runType": run.run_type.value,
+        "projectId": run.project_id,
+        "runId": run.id,
+        "dataPlaneId": run.data_plane_id,
+    }

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.users import Role, User
@@ -13,19 +15,17 @@ from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
 from dstrail.services.credentials import CredentialVault
 
-DOMINO_EVENT_FIELDS = frozenset(
-    {
-        "dataSourceId",
-        "dataSourceName",
-        "dataSourceType",
-        "eventKind",
-        "metadata",
-        "performedBy",
-        "timestamp",
-    }
+DOMINO_SAMPLE_EVENT = orjson.loads(
+    b'{"dataSourceId": "64e67c6005e8b2388f992545", "dataSourceName": "snowflake-ds", '
+    b'"dataSourceType": "SnowflakeConfig", "eventKind": "DeleteDataSource", '
+    b'"metadata": {"performedByUsername": "sample-admin"}, '
+    b'"performedBy": "64e6363605e8b2388f9924c8", "timestamp": "2023-08-23T21:40:21.669Z"}'
 )
-"""The seven fields of an event in Domino's audit API (SPEC section 1), written out here so
-that tests hold the code to the contract rather than to itself."""
+"""The first event of the reference's unfiltered sample (reference/seed-data-source-audit.txt)."""
+
+DOMINO_EVENT_FIELDS = frozenset(DOMINO_SAMPLE_EVENT)
+"""The seven fields of an event in Domino's audit API, taken from Domino's own sample so that
+tests hold the code to the contract rather than to itself."""
 
 
 class SettableClock:

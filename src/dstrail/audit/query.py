@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dstrail.domain.audit_filter import AuditFilter, Cursor, resolve_window
+from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount, resolve_window
 from dstrail.domain.ids import is_object_id
 from dstrail.domain.timestamps import DAY_MS, parse_iso
 from dstrail.domain.trail import EventKind, EventRow, StoredEvent, parse_event_kind
@@ -207,10 +207,6 @@ def names_in_trail(tx: Repositories, prefix: str, *, limit: int) -> list[str]:
     return sorted(names)[:limit]
 
 
-DayCount = tuple[int, str, int]
-"""(UTC day number, event kind, events)."""
-
-
 def window_counts(tx: Repositories, audit_filter: AuditFilter) -> list[DayCount]:
     """Events per UTC day and kind for exactly the filter.
 
@@ -222,7 +218,9 @@ def window_counts(tx: Repositories, audit_filter: AuditFilter) -> list[DayCount]
         return tx.audit.daily_counts_matching(audit_filter)
     first, last = audit_filter.start_ms // DAY_MS, audit_filter.end_ms // DAY_MS
     edges = {first, last}
-    counts = [c for c in tx.audit.daily_counts(first_day=first, last_day=last) if c[0] not in edges]
+    counts = [
+        c for c in tx.audit.daily_counts(first_day=first, last_day=last) if c.day not in edges
+    ]
     for day in sorted(edges):
         edge = replace(
             audit_filter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.trail import DOMINO_KINDS, SEQ, TS_MS, EventKind, EventRow
@@ -85,3 +86,12 @@ class Cursor:
         if not (ts.lstrip("-").isdigit() and seq.isdigit()):
             raise InvalidInput(f"{field}: {value!r} is not a cursor from a next-page link")
         return cls(ts_ms=int(ts), seq=int(seq))
+
+
+class DayCount(NamedTuple):
+    """How many events of a kind a UTC day holds."""
+
+    day: int
+    """Days since the epoch."""
+    event_kind: str
+    events: int

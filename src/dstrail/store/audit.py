@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, and_, func, or_, select, text
 
-from dstrail.domain.audit_filter import AuditFilter, Cursor
+from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount
 from dstrail.domain.timestamps import day_of
 from dstrail.domain.trail import (
     EVENT_COLUMNS,
@@ -163,7 +163,7 @@ class AuditRepository:
         row = self._db.execute(select(*EVENT_SELECT).where(audit_events.c.seq == seq)).first()
         return StoredEvent._make(row) if row else None
 
-    def daily_counts(self, *, first_day: int, last_day: int) -> list[tuple[int, str, int]]:
+    def daily_counts(self, *, first_day: int, last_day: int) -> list[DayCount]:
         """(day, kind, count) from the rollup, for days in the inclusive range."""
         rows = self._db.execute(
             select(
@@ -174,14 +174,16 @@ class AuditRepository:
             .where(audit_daily_counts.c.day.between(first_day, last_day))
             .order_by(audit_daily_counts.c.day, audit_daily_counts.c.event_kind)
         )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+        return [
+            DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
+        ]
 
     def count(self, audit_filter: AuditFilter) -> int:
         """How many events match a filter."""
         query = select(func.count()).select_from(audit_events).where(*_conditions(audit_filter))
         return int(self._db.execute(query).scalar_one())
 
-    def daily_counts_matching(self, audit_filter: AuditFilter) -> list[tuple[int, str, int]]:
+    def daily_counts_matching(self, audit_filter: AuditFilter) -> list[DayCount]:
         """(UTC day, kind, count) of the events matching a filter (a GROUP BY, for narrowed
         views the rollup cannot answer)."""
         day = (audit_events.c.ts_ms // 86_400_000).label("day")
@@ -191,7 +193,9 @@ class AuditRepository:
             .group_by(day, audit_events.c.event_kind)
             .order_by(day, audit_events.c.event_kind)
         )
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+        return [
+            DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
+        ]
 
     def names_seen(self, prefix: str = "", limit: int = 20) -> list[str]:
         """Data source names that appear in the trail (deleted ones included)."""

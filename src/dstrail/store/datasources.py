@@ -19,26 +19,27 @@ from dstrail.store.schema import (
     data_sources,
 )
 
-_COLUMNS = (
-    data_sources.c.id,
-    data_sources.c.name,
-    data_sources.c.display_name,
-    data_sources.c.description,
-    data_sources.c.data_source_type,
-    data_sources.c.auth_type,
-    data_sources.c.credential_type,
-    data_sources.c.config,
-    data_sources.c.owner_id,
-    data_sources.c.is_everyone,
-    data_sources.c.status,
-    data_sources.c.added_by,
-    data_sources.c.created_at,
-    data_sources.c.last_updated,
-    data_sources.c.last_updated_by,
+_NAMES = (
+    "id",
+    "name",
+    "display_name",
+    "description",
+    "data_source_type",
+    "auth_type",
+    "credential_type",
+    "config",
+    "owner_id",
+    "is_everyone",
+    "status",
+    "added_by",
+    "created_at",
+    "last_updated",
+    "last_updated_by",
 )
-
-
-_COLUMN_LIST = ", ".join(f"ds.{column.name}" for column in _COLUMNS)
+"""The columns every read of a data source selects, in order (``_data_source`` reads them by
+name; the reads with links add ``user_ids`` and ``project_ids``)."""
+_COLUMNS = tuple(data_sources.c[name] for name in _NAMES)
+_COLUMN_LIST = ", ".join(f"ds.{name}" for name in _NAMES)
 _LINKS = {
     # A data source's users and projects in the same row: one statement per access lookup.
     "sqlite": (
@@ -75,23 +76,24 @@ def _links(value: str | list[str]) -> tuple[str, ...]:
 def _data_source(
     row: Sequence[Any], *, user_ids: tuple[str, ...], project_ids: tuple[str, ...]
 ) -> DataSource:
+    values = dict(zip(_NAMES, row, strict=False))  # a read with links has two more columns
     return DataSource(
-        id=row[0],
-        name=row[1],
-        display_name=row[2],
-        description=row[3],
-        data_source_type=row[4],
-        auth_type=row[5],
-        credential_type=CredentialType(row[6]),
-        config=orjson.loads(row[7]),
-        owner_id=row[8],
-        permissions=Permissions(is_everyone=bool(row[9]), user_ids=user_ids),
+        id=values["id"],
+        name=values["name"],
+        display_name=values["display_name"],
+        description=values["description"],
+        data_source_type=values["data_source_type"],
+        auth_type=values["auth_type"],
+        credential_type=CredentialType(values["credential_type"]),
+        config=orjson.loads(values["config"]),
+        owner_id=values["owner_id"],
+        permissions=Permissions(is_everyone=bool(values["is_everyone"]), user_ids=user_ids),
         project_ids=project_ids,
-        status=Status(row[10]),
-        added_by=row[11],
-        created_at_ms=row[12],
-        last_updated_ms=row[13],
-        last_updated_by=row[14],
+        status=Status(values["status"]),
+        added_by=values["added_by"],
+        created_at_ms=values["created_at"],
+        last_updated_ms=values["last_updated"],
+        last_updated_by=values["last_updated_by"],
     )
 
 
@@ -148,10 +150,12 @@ class DataSourceRepository:
         row = self._reads.first(*read)
         if row is None:
             return None
-        return _data_source(row, user_ids=_links(row[-2]), project_ids=_links(row[-1]))
+        *_, user_ids, project_ids = row
+        return _data_source(row, user_ids=_links(user_ids), project_ids=_links(project_ids))
 
     def _hydrate(self, rows: Sequence[Sequence[Any]]) -> list[DataSource]:
-        ids = [row[0] for row in rows]
+        position = _NAMES.index("id")
+        ids = [row[position] for row in rows]
         users_of: dict[str, list[str]] = {i: [] for i in ids}
         projects_of: dict[str, list[str]] = {i: [] for i in ids}
         if ids:
@@ -172,9 +176,9 @@ class DataSourceRepository:
                 projects_of[ds_id].append(project_id)
         return [
             _data_source(
-                row, user_ids=tuple(users_of[row[0]]), project_ids=tuple(projects_of[row[0]])
+                row, user_ids=tuple(users_of[ds_id]), project_ids=tuple(projects_of[ds_id])
             )
-            for row in rows
+            for ds_id, row in zip(ids, rows, strict=True)
         ]
 
     # -- writes --------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class ProjectRepository:
             .order_by(project_collaborators.c.user_id)
         ).all()
         return Project(
-            id=row[0], name=row[1], owner_id=row[2], collaborator_ids=tuple(collaborators)
+            id=row.id, name=row.name, owner_id=row.owner_id, collaborator_ids=tuple(collaborators)
         )
 
     def by_name(self, name: str, *, owner_id: str | None = None) -> list[Project]:
@@ -68,7 +68,7 @@ class ProjectRepository:
         rows = self._db.execute(
             select(projects.c.id, projects.c.name).where(projects.c.id.in_(project_ids))
         )
-        return {row[0]: row[1] for row in rows}
+        return {row.id: row.name for row in rows}
 
     def all(self) -> list[Project]:
         """Every project, by name."""

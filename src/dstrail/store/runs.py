@@ -11,33 +11,24 @@ from dstrail.domain.projects import Run, RunType
 from dstrail.store.driver import DriverReads, Read, statement
 from dstrail.store.schema import runs
 
-_COLUMNS = (
-    runs.c.id,
-    runs.c.run_type,
-    runs.c.project_id,
-    runs.c.user_id,
-    runs.c.data_plane_id,
-    runs.c.started_at,
-    runs.c.ended_at,
-)
+_NAMES = ("id", "run_type", "project_id", "user_id", "data_plane_id", "started_at", "ended_at")
+"""The columns every read of a run selects, in order (``_run`` reads them by name)."""
+_COLUMNS = tuple(runs.c[name] for name in _NAMES)
 
-
-_BY_ID = statement(
-    "SELECT id, run_type, project_id, user_id, data_plane_id, started_at, ended_at "
-    "FROM runs WHERE id = :id"
-)
+_BY_ID = statement(f"SELECT {', '.join(_NAMES)} FROM runs WHERE id = :id")
 """Every access in a run reads its run: on the driver (``dstrail.store.driver``)."""
 
 
 def _run(row: Sequence[Any]) -> Run:
+    values = dict(zip(_NAMES, row, strict=True))
     return Run(
-        id=row[0],
-        run_type=RunType(row[1]),
-        project_id=row[2],
-        user_id=row[3],
-        data_plane_id=row[4],
-        started_at_ms=row[5],
-        ended_at_ms=row[6],
+        id=values["id"],
+        run_type=RunType(values["run_type"]),
+        project_id=values["project_id"],
+        user_id=values["user_id"],
+        data_plane_id=values["data_plane_id"],
+        started_at_ms=values["started_at"],
+        ended_at_ms=values["ended_at"],
     )
 
 

@@ -13,19 +13,27 @@ from dstrail.errors import Conflict
 from dstrail.store.driver import DriverReads, Read, statement
 from dstrail.store.schema import api_keys, users
 
+_NAMES = ("id", "username", "email", "role")
+"""The columns every read of a user selects, in order (``_user`` reads them by name)."""
+_USER_COLUMNS = tuple(users.c[name] for name in _NAMES)
+
 
 def _user(row: Sequence[Any]) -> User:
-    return User(id=row[0], username=row[1], email=row[2], role=Role(row[3]))
+    values = dict(zip(_NAMES, row, strict=True))
+    return User(
+        id=values["id"],
+        username=values["username"],
+        email=values["email"],
+        role=Role(values["role"]),
+    )
 
-
-_USER_COLUMNS = (users.c.id, users.c.username, users.c.email, users.c.role)
 
 # Every authenticated request resolves its caller: on the driver (``dstrail.store.driver``).
 _BY_API_KEY_HASH = statement(
-    "SELECT u.id, u.username, u.email, u.role FROM users u "
+    f"SELECT {', '.join('u.' + name for name in _NAMES)} FROM users u "
     "JOIN api_keys k ON k.user_id = u.id WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL"
 )
-_BY_ID = statement("SELECT id, username, email, role FROM users WHERE id = :id")
+_BY_ID = statement(f"SELECT {', '.join(_NAMES)} FROM users WHERE id = :id")
 
 
 class UserRepository:
@@ -97,7 +105,7 @@ class UserRepository:
             found = (self.by_id(user_id) for user_id in user_ids)
             return {user.id: user for user in found if user is not None}
         rows = self._db.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
-        return {row[0]: _user(row) for row in rows}
+        return {user.id: user for user in map(_user, rows)}
 
     def all(self) -> list[User]:
         """Every user, by username."""

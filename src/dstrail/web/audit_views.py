@@ -120,7 +120,7 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
             next_cursor=events.next.encode() if events.next else None,
             events=[event_view(row) for row in events.rows],
             chart=chart,
-            total=sum(c[2] for c in counts if c[1] in {k.value for k in audit_filter.event_kinds}),
+            total=sum(c.events for c in counts if c.event_kind in audit_filter.event_kinds),
             paged=after is not None,
             window=(audit_filter.start_ms, audit_filter.end_ms),
             pinned=console.pinned(audit_filter.start_ms, audit_filter.end_ms),

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dstrail.domain.audit_filter import DayCount
 from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.trail import EventKind
 
@@ -64,7 +65,7 @@ def _day_label(day: int) -> str:
 
 
 def build_chart(
-    counts: Iterable[tuple[int, str, int]], *, start_ms: int, end_ms: int, kinds: set[str]
+    counts: Iterable[DayCount], *, start_ms: int, end_ms: int, kinds: set[str]
 ) -> Chart | None:
     """The chart of ``(day, kind, count)`` rows for the window; ``None`` when it is too long."""
     first, last = start_ms // DAY_MS, end_ms // DAY_MS
