@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -77,16 +78,48 @@ def stream_csv(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
         yield buffer.getvalue().encode()
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CONTROL = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    return _ESCAPES.get(character) or f"\\u{ord(character):04x}"
+
+
+def escape_text(value: str) -> str:
+    """``value`` on one line, its control characters visible and reversible: a backslash is
+    doubled, LF, CR and TAB become ``\\n``, ``\\r``, ``\\t``, any other C0 or C1 control
+    character (ESC, NUL...), DEL and the Unicode line and paragraph separators ``\\uXXXX``.
+    ``unescape_text`` reverses it."""
+    return _CONTROL.sub(_escape, value)
+
+
+_UNESCAPE = re.compile(r"\\(?:u([0-9a-f]{4})|(.))")
+_UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def unescape_text(value: str) -> str:
+    """The inverse of ``escape_text``."""
+    return _UNESCAPE.sub(
+        lambda m: chr(int(m.group(1), 16)) if m.group(1) else _UNESCAPES[m.group(2)], value
+    )
+
+
 def text_lines(rows: list[EventRow]) -> Iterator[str]:
-    """One readable line an event: when, what, which data source, who, and the details."""
+    """One readable line an event: when, what, which data source, who, and the details. Every
+    value is escaped (``escape_text``), so a value cannot start a line of its own."""
     for row, document in zip(rows, event_documents(rows), strict=True):
         metadata: dict[str, str] = orjson.loads(row[METADATA])
-        who = metadata.pop("performedByUsername", "")
-        details = " ".join(f"{key}={value}" for key, value in metadata.items())
+        who = escape_text(metadata.pop("performedByUsername", ""))
+        details = " ".join(
+            f"{escape_text(key)}={escape_text(value)}" for key, value in metadata.items()
+        )
         yield (
-            f"{document['timestamp']} {document['eventKind']} "
-            f"dataSource={document['dataSourceName']} ({document['dataSourceType']}, "
-            f"{document['dataSourceId']}) by={who} ({document['performedBy']})"
+            f"{document['timestamp']} {escape_text(document['eventKind'])} "
+            f"dataSource={escape_text(document['dataSourceName'])} "
+            f"({escape_text(document['dataSourceType'])}, {escape_text(document['dataSourceId'])}) "
+            f"by={who} ({escape_text(document['performedBy'])})"
             f"{' ' + details if details else ''}"
         )
 
