@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from dstrail import __version__
 from dstrail.api import access, audit, datasources, integrity, platform
+from dstrail.api.deps import text_parameters
 from dstrail.api.errors import install_error_handlers
 from dstrail.context import Dstrail
 from dstrail.web import install_console, render_error
@@ -19,6 +20,7 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         description="Data sources with a complete, verifiable audit trail; "
         "speaks Domino's Data Source APIs.",
         redirect_slashes=False,
+        dependencies=[Depends(text_parameters)],
     )
     app.state.dstrail = dstrail
     install_error_handlers(app, html=render_error)

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dstrail.api.deps import CallerDep, DstrailDep, credentials_of
 from dstrail.api.errors import PROXY, PUBLIC, V4
-from dstrail.api.schemas import DataSourceRead, credentials_stored, data_source_read
+from dstrail.api.schemas import DataSourceRead, TextBody, credentials_stored, data_source_read
 from dstrail.context import Dstrail
+from dstrail.domain.trail import MAX_SEQ
 from dstrail.errors import Forbidden, NotFound
 from dstrail.proxy import list_keys, signed_url
 from dstrail.proxy.datasets import file_path, write_file
@@ -28,6 +29,7 @@ from dstrail.services import access
 from dstrail.services.credentials import set_credentials
 
 T = TypeVar("T")
+Expires = Annotated[int, Query(ge=0, le=MAX_SEQ, description="epoch seconds, as signed")]
 
 _TAGS: list[str | Enum] = ["data source access"]
 lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(401, 403, 404))
@@ -36,7 +38,7 @@ credentials_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 
 routers = (lookup_router, proxy_router, credentials_router)
 
 
-class _ProxyBody(BaseModel):
+class _ProxyBody(TextBody):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     datasourceId: str  # noqa: N815 - the client's field names
@@ -60,7 +62,7 @@ class ListRequestBody(_ProxyBody):
     page_size: int = Field(default=1000, ge=1, le=access.MAX_PAGE_SIZE, alias="page_size")
 
 
-class CredentialsBody(BaseModel):
+class CredentialsBody(TextBody):
     """``PUT /api/datasource/v1/datasources/{id}/credentials``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -180,7 +182,7 @@ def _serve(
 def log_metric(
     caller: CallerDep,
     t: Annotated[str, Query(description="data source type")] = "",
-    b: Annotated[int, Query(ge=0, description="bytes transferred")] = 0,
+    b: Annotated[int, Query(ge=0, le=MAX_SEQ, description="bytes transferred")] = 0,
     m: Annotated[str, Query(pattern="^(read|write)$")] = "read",
 ) -> Response:
     """Byte counters the client reports after a transfer; acknowledged, not audited."""
@@ -218,7 +220,7 @@ def read_dataset_file(
     key: str,
     dstrail: DstrailDep,
     method: str = "",
-    expires: int = 0,
+    expires: Expires = 0,
     signature: str = "",
 ) -> FileResponse:
     """A ``DatasetConfig`` file through a signed GET URL (ranges supported)."""
@@ -237,7 +239,7 @@ async def write_dataset_file(
     key: str,
     request: Request,
     method: str = "",
-    expires: int = 0,
+    expires: Expires = 0,
     signature: str = "",
 ) -> Response:
     """Store a ``DatasetConfig`` file through a signed PUT URL."""

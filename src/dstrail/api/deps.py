@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from dstrail.context import Dstrail
+from dstrail.domain.text import check_text
 from dstrail.services.auth import (
     Caller,
     CallerCredentials,
@@ -14,6 +15,16 @@ from dstrail.services.auth import (
     require_audit_reader,
     require_live_token,
 )
+
+
+async def text_parameters(request: Request) -> None:
+    """Every query and path value is text (``check_text``): refused with 400 naming the
+    parameter before any route reads it (``async``: no I/O)."""
+    for name, value in request.query_params.multi_items():
+        check_text(name, field="a parameter name")
+        check_text(value, field=name)
+    for name, value in request.path_params.items():
+        check_text(value, field=name)
 
 
 async def get_dstrail(request: Request) -> Dstrail:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from dstrail.api.deps import AuditReaderDep, DstrailDep
 from dstrail.api.errors import AUDIT
 from dstrail.audit import proofs
-from dstrail.domain.trail import checkpoint_document
+from dstrail.domain.trail import MAX_SEQ, checkpoint_document
 
 PREFIX = "/api/datasource/v1/audit/integrity"
 router = APIRouter(
@@ -31,7 +31,7 @@ def checkpoint(
     dstrail: DstrailDep,
     _caller: AuditReaderDep,
     tree_size: Annotated[
-        int | None, Query(alias="treeSize", ge=0, description="default: the latest")
+        int | None, Query(alias="treeSize", ge=0, le=MAX_SEQ, description="default: the latest")
     ] = None,
 ) -> dict[str, Any]:
     """A checkpoint: ``treeSize``, ``rootHash`` (hex), ``timestamp``, ``keyId``, ``signature``
@@ -47,10 +47,15 @@ def checkpoint(
 def inclusion(
     dstrail: DstrailDep,
     _caller: AuditReaderDep,
-    seq: Annotated[int, Query(ge=1, description="the event's sequence number")],
+    seq: Annotated[int, Query(ge=1, le=MAX_SEQ, description="the event's sequence number")],
     tree_size: Annotated[
         int | None,
-        Query(alias="treeSize", ge=1, description="default: the latest checkpoint covering it"),
+        Query(
+            alias="treeSize",
+            ge=1,
+            le=MAX_SEQ,
+            description="default: the latest checkpoint covering it",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """The event, its leaf hash and the RFC 6962 audit path to the root of ``treeSize``."""
@@ -66,9 +71,10 @@ def inclusion(
 def consistency(
     dstrail: DstrailDep,
     _caller: AuditReaderDep,
-    first: Annotated[int, Query(ge=0, description="the older tree size")],
+    first: Annotated[int, Query(ge=0, le=MAX_SEQ, description="the older tree size")],
     second: Annotated[
-        int | None, Query(ge=0, description="the newer tree size; default: latest checkpoint")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="the newer tree size; default: latest checkpoint"),
     ] = None,
 ) -> dict[str, Any]:
     """RFC 6962 consistency proof, with both roots (and checkpoints where they exist)."""

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dstrail.domain.datasources import DataSource, Permissions
+from dstrail.domain.text import check_text
 from dstrail.domain.users import User
 from dstrail.services.credentials import StoredCredentials
 
 
-class _Body(BaseModel):
+class TextBody(BaseModel):
+    """A request body whose every string is text (``check_text``), refused as a whole (400
+    naming the field) before any field is read."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_text(cls, data: Any) -> Any:
+        check_text(data)
+        return data
+
+
+class _Body(TextBody):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 

@@ -18,7 +18,8 @@ import pyarrow as pa
 from pyarrow import flight
 
 from dstrail.context import Dstrail
-from dstrail.errors import DstrailError, Forbidden, NotAuthenticated
+from dstrail.domain.text import check_text
+from dstrail.errors import DstrailError, Forbidden, InvalidInput, NotAuthenticated
 from dstrail.proxy.sql import run_query
 from dstrail.services.access import (
     AccessClaim,
@@ -70,6 +71,11 @@ def _ticket(raw: bytes) -> dict[str, Any]:
         ticket = orjson.loads(raw)
     except orjson.JSONDecodeError:
         ticket = None
+    if isinstance(ticket, dict):
+        try:
+            check_text(ticket)
+        except InvalidInput as error:
+            raise flight.FlightServerError(f"InvalidInput: {error.message}") from None
     if not isinstance(ticket, dict) or not isinstance(ticket.get("datasourceId"), str):
         raise flight.FlightServerError(
             "InvalidInput: the ticket must be JSON {datasourceId, sqlQuery, configOverwrites, "

@@ -186,7 +186,7 @@ def create_data_source(
     config = check_config(spec.config)
     _check_text(spec.display_name, field="displayName", limit=256)
     _check_text(spec.description, field="description", limit=MAX_DESCRIPTION)
-    credentials = validate_credentials(spec.credentials) if spec.credentials is not None else None
+    credentials = validate_credentials(spec.credentials) if spec.credentials else None
     user_ids = _check_user_ids(tx, spec.permissions.user_ids)
     ds = DataSource(
         id=new_object_id(),
@@ -237,9 +237,7 @@ def update_data_source(
     """Apply a partial update; each kind of change records its own event."""
     ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
     config = check_config(change.config) if change.config is not None else None
-    credentials = (
-        validate_credentials(change.credentials) if change.credentials is not None else None
-    )
+    credentials = validate_credentials(change.credentials) if change.credentials else None
     _check_text(change.display_name, field="displayName", limit=256)
     _check_text(change.description, field="description", limit=MAX_DESCRIPTION)
     updated = replace(

@@ -13,7 +13,7 @@ from dstrail.api.downloads import filtered_export, six_month_file
 from dstrail.audit.query import find_event, names_in_trail, read_page, window_counts
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import Cursor
-from dstrail.domain.trail import DOMINO_KINDS, EventKind, EventRow, StoredEvent
+from dstrail.domain.trail import DOMINO_KINDS, MAX_SEQ, EventKind, EventRow, StoredEvent
 from dstrail.errors import DstrailError, InvalidInput, NotFound
 from dstrail.services import datasources as datasource_service
 from dstrail.services.auth import Caller, require_audit_reader
@@ -143,7 +143,7 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
 def event_page(seq: str, request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """One event: every field and all its metadata."""
     _reader(signed_in)
-    if not seq.isdigit():
+    if not seq.isdigit() or not 1 <= int(seq) <= MAX_SEQ:
         raise NotFound(f"no event with sequence number {seq!r}")
     with dstrail.store.read() as tx:
         row = find_event(tx, int(seq))

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from dstrail.api.deps import DstrailDep
+from dstrail.domain.text import check_text
 from dstrail.domain.users import User
 from dstrail.errors import InvalidInput
 from dstrail.web.sessions import Session, check_csrf, read_session, signed_in_user
@@ -35,6 +36,9 @@ async def get_checked_form(request: Request, dstrail: DstrailDep) -> FormData:
     form = await request.form(max_files=0, max_fields=200)
     token = form.get("csrf_token")
     check_csrf(read_session(request, dstrail), token if isinstance(token, str) else None)
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            check_text(value, field=name)
     return form
 
 

@@ -48,6 +48,9 @@ class StoredEvent(NamedTuple):
     seq: int
 
 
+MAX_SEQ: Final = 2**63 - 1
+"""The largest sequence number or tree size: both databases store them as 64-bit integers."""
+
 EventRow = tuple[str, str, str, str, str, str, int, int]
 """A ``StoredEvent`` as big reads hand it over: the driver's plain tuple."""
 
