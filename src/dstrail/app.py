@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from dstrail import __version__
 from dstrail.api import access, audit, datasources, integrity, platform
 from dstrail.api.deps import text_parameters
-from dstrail.api.errors import install_error_handlers
+from dstrail.api.errors import PUBLIC, install_error_handlers
 from dstrail.context import Dstrail
 from dstrail.web import install_console, render_error
 
@@ -34,7 +34,12 @@ def create_app(dstrail: Dstrail) -> FastAPI:
     ):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness: no database work")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Liveness: no database work",
+        responses=PUBLIC.responses(400),
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -32,7 +32,7 @@ T = TypeVar("T")
 Expires = Annotated[int, Query(ge=0, le=MAX_SEQ, description="epoch seconds, as signed")]
 
 _TAGS: list[str | Enum] = ["data source access"]
-lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(401, 403, 404))
+lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 401, 403, 404))
 proxy_router = APIRouter(tags=_TAGS, responses=PROXY.responses(400, 401, 403, 404, 502))
 credentials_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404))
 routers = (lookup_router, proxy_router, credentials_router)
@@ -178,7 +178,11 @@ def _serve(
     )
 
 
-@proxy_router.head("/objectstore/metric")
+@proxy_router.head(
+    "/objectstore/metric",
+    response_class=Response,
+    responses={200: {"description": "acknowledged (no body)", "content": {}}},
+)
 def log_metric(
     caller: CallerDep,
     t: Annotated[str, Query(description="data source type")] = "",

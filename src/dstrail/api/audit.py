@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -103,8 +103,16 @@ def _next_url(request: Request, audit_filter: AuditFilter, after: Cursor) -> str
     return f"{request.url.path}?{urlencode(params)}"
 
 
+def _files(*media_types: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a 200 that is a file of one of these types."""
+    return {200: {"description": "the file", "content": {t: {} for t in media_types}}}
+
+
 @router.get(
-    "/api/datasource/v1/audit/export", summary="The filtered view as a CSV or JSON-lines file"
+    "/api/datasource/v1/audit/export",
+    summary="The filtered view as a CSV or JSON-lines file",
+    response_class=StreamingResponse,
+    responses=_files("text/csv", "application/x-ndjson"),
 )
 def export_audit(
     request: Request,
@@ -121,6 +129,8 @@ def export_audit(
 @router.get(
     "/v4/datasource/audit/download",
     summary="Domino's six-month download: a text file, or JSON with jsonFile=true",
+    response_class=StreamingResponse,
+    responses=_files("text/plain", "application/json"),
 )
 def download_six_months(
     request: Request,
@@ -138,6 +148,8 @@ def download_six_months(
 @router.get(
     "/v4/datasource/audit/download/runs",
     summary="Every event of the given runs, as JSON lines",
+    response_class=StreamingResponse,
+    responses=_files("application/x-ndjson"),
 )
 def download_runs(
     request: Request,
