@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from psycopg.types.json import set_json_loads
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -25,6 +26,11 @@ from dstrail.store.repositories import ReadAhead, Repositories
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_MIGRATE_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"dstrail.migrate").digest()[:8], "big", signed=True
+)
+"""The PostgreSQL advisory lock migrators take (a fixed 64-bit key: every dstrail agrees)."""
 
 
 def _engine_for(url: str) -> Engine:
@@ -217,12 +223,28 @@ class Store:
                 yield Repositories(connection, checkpoints=self.checkpoints)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+        """Bring the schema to the newest migration; safe from several processes at once (two
+        ``dstrail serve`` started together on a new database): one migrates, the others wait
+        for its commit and then find the schema at head."""
         config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                # Take the write lock at BEGIN: a deferred transaction that reads
+                # alembic_version and then writes fails at once with "database is locked"
+                # when another migrator writes (SQLite cannot wait without breaking its
+                # snapshot); BEGIN IMMEDIATE waits for it (busy_timeout) and then reads.
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                if self.dialect == "postgresql":
+                    # Before alembic reads alembic_version, in the transaction it migrates in
+                    # (env.py joins it): otherwise both see no schema and both create it
+                    # (unique violations). Released at the commit, the others then see head.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
 
     def dispose(self) -> None:
         """Stop the group-commit writer and close every pooled connection."""
