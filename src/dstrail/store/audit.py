@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, and_, func, or_, select, text
+from sqlalchemy import Connection, CursorResult, func, or_, select, text
 
 from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount
 from dstrail.domain.timestamps import day_of
@@ -146,14 +147,17 @@ class AuditRepository:
     def page(
         self, audit_filter: AuditFilter, *, after: Cursor | None = None, limit: int = 1000
     ) -> list[EventRow]:
-        """Up to ``limit`` events, newest first, strictly after ``after`` when given."""
+        """Up to ``limit`` events, newest first, strictly after ``after`` when given.
+
+        After a cursor the window's upper bound becomes the cursor's time, so the index range
+        scanned starts at the cursor (``ts < t OR (ts = t AND seq < s)`` alone bounds it on
+        neither database: every page would walk the window again from its newest end)."""
+        if after is not None:
+            audit_filter = replace(audit_filter, end_ms=min(audit_filter.end_ms, after.ts_ms))
         query = select(*EVENT_SELECT).where(*_conditions(audit_filter))
         if after is not None:
             query = query.where(
-                or_(
-                    audit_events.c.ts_ms < after.ts_ms,
-                    and_(audit_events.c.ts_ms == after.ts_ms, audit_events.c.seq < after.seq),
-                )
+                or_(audit_events.c.ts_ms < after.ts_ms, audit_events.c.seq < after.seq)
             )
         query = query.order_by(audit_events.c.ts_ms.desc(), audit_events.c.seq.desc()).limit(limit)
         return _driver_rows(self._db.execute(query))
