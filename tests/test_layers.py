@@ -1,5 +1,5 @@
 """The layering the import contract (``lint-imports``, in ``make test``) cannot see: routes,
-console views and commands reach the store only through services."""
+console views, commands, the data path and the demo reach the store only through services."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import dstrail
 
 SOURCE = Path(dstrail.__file__).parent
-ENTRY_POINTS = ("api", "web", "cli", "app.py")
+ENTRY_POINTS = ("api", "web", "cli", "proxy", "app.py", "demo.py")
 REPOSITORY_CALL = re.compile(
     r"\btx\.(audit|users|runs|projects|data_sources|integrity|connection)\b"
 )

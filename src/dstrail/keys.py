@@ -21,8 +21,8 @@ from dstrail.settings import Settings
 class Keys:
     """Secrets the server needs at run time; never logged, never returned."""
 
-    signing_key: str
-    encryption_key: str
+    signing_key: str = field(repr=False)
+    encryption_key: str = field(repr=False)
     audit_signing_key: str = field(default="", repr=False)
     """Ed25519 private key (base64 seed or PEM) of audit checkpoints."""
 

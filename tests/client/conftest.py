@@ -250,7 +250,7 @@ def _populate(world: World, moto: str) -> None:
             world.tokens[label] = run_service.issue_run_token(
                 run, signing_key=dstrail.keys.signing_key, now_ms=now
             )
-        run_service.stop_run(tx, run_id=world.runs["alice-ended"], now_ms=now)
+        run_service.stop_run(tx, run_id=world.runs["alice-ended"], now_ms=now, actor=None)
 
         def create(
             name: str,

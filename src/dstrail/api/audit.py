@@ -42,7 +42,7 @@ def _audit_filter(
     """The filter of ``filters``, once the request names no other parameter than ``others``."""
     given = [key for key, _ in request.query_params.multi_items()]
     reject_unknown(given, (*AuditParameters.names(), *others))
-    reject_repeated(given, ("startTime", "endTime"))
+    reject_repeated(given, AuditParameters.single_valued())
     return filters.to_filter(now_ms=dstrail.clock())
 
 

@@ -89,12 +89,15 @@ class ConsistencyProof:
         }
 
 
-def find_checkpoint(tx: Repositories, *, tree_size: int | None = None) -> CheckpointRecord:
-    """The latest checkpoint, or the one of exactly ``tree_size`` events."""
+def find_checkpoint(
+    tx: Repositories, *, tree_size: int | None = None, hint: str = ""
+) -> CheckpointRecord:
+    """The latest checkpoint, or the one of exactly ``tree_size`` events (``hint``: what to
+    do when there is none yet)."""
     if tree_size is None:
         record = tx.integrity.latest_checkpoint()
         if record is None:
-            raise NotFound("no checkpoint yet")
+            raise NotFound("no checkpoint yet" + (f"; {hint}" if hint else ""))
         return record
     record = tx.integrity.checkpoint_at(tree_size)
     if record is None:
@@ -134,11 +137,10 @@ def prove_consistency(
 ) -> ConsistencyProof:
     """The tree of ``second`` events (default: the latest checkpoint's) extends ``first``'s."""
     if second is None:
-        second = find_checkpoint(tx).tree_size
-    else:
-        _check_size(tx, second, field="second")
+        second = find_checkpoint(tx, hint="give second").tree_size
     if first > second:
         raise InvalidInput(f"first: {first} is larger than second ({second})")
+    _check_size(tx, second, field="second")
     return ConsistencyProof(
         first=first,
         second=second,

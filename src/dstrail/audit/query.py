@@ -60,6 +60,15 @@ class AuditParameters(BaseModel):
         """The parameter names (the API's aliases), in order."""
         return tuple(field.alias or name for name, field in cls.model_fields.items())
 
+    @classmethod
+    def single_valued(cls) -> tuple[str, ...]:
+        """The names of the parameters given at most once (the times)."""
+        return tuple(
+            field.alias or name
+            for name, field in cls.model_fields.items()
+            if field.annotation != list[str]
+        )
+
     def to_filter(self, *, now_ms: int, labels: Mapping[str, str] | None = None) -> AuditFilter:
         """The filter these parameters describe, with the audit API's window rules;
         ``InvalidInput`` naming the parameter (by ``labels``: field name to the caller's

@@ -128,6 +128,6 @@ def _start_run(args: argparse.Namespace) -> int:
 def _stop_run(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.write() as tx:
-        run = run_service.stop_run(tx, run_id=args.run_id, now_ms=dstrail.clock())
+        run = run_service.stop_run(tx, run_id=args.run_id, now_ms=dstrail.clock(), actor=None)
     print_json({"id": run.id, "running": False})
     return 0

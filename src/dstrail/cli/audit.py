@@ -61,7 +61,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 def filter_parameters(args: argparse.Namespace) -> AuditParameters:
     """The filter options as the API's parameters."""
-    return AuditParameters(**{name: getattr(args, name) for name in AuditParameters.model_fields})
+    given = {name: getattr(args, name) for name in AuditParameters.model_fields}
+    return AuditParameters(**{name: value for name, value in given.items() if value != ""})
 
 
 def build_cli_filter(args: argparse.Namespace, *, now_ms: int) -> AuditFilter:

@@ -96,7 +96,7 @@ class AccessRequest:
     """Builds (and checks) what the call does, once the caller is authenticated: a request
     without valid credentials is a 401 whatever else it holds. See ``object_key_operation``."""
     config_overwrites: object = None
-    credential_overwrites: object = None
+    credential_overwrites: object = field(default=None, repr=False)
 
     def read_ahead(self) -> ReadAhead:
         """The rows authenticating and deciding it read (see ``read_ahead``)."""
@@ -112,7 +112,7 @@ class Grant:
     data_source: DataSource
     user: User
     run: Run | None
-    credentials: dict[str, str] | None
+    credentials: dict[str, str] | None = field(repr=False)
     config: dict[str, str] = field(default_factory=dict)
 
 

@@ -155,14 +155,6 @@ def find_any(tx: Repositories, data_source_id: str) -> DataSource | None:
     return tx.data_sources.by_id(data_source_id)
 
 
-def find_active(tx: Repositories, *, name: str) -> DataSource:
-    """The active data source with this name; ``NotFound`` otherwise."""
-    ds = tx.data_sources.active_by_name(name)
-    if ds is None:
-        raise NotFound(f"no data source named {name!r}")
-    return ds
-
-
 def _get_managed(tx: Repositories, *, data_source_id: str, actor: User) -> DataSource:
     ds = tx.data_sources.by_id(data_source_id, for_update=True)
     if ds is None or not can_see(ds, actor):
@@ -258,7 +250,9 @@ def update_data_source(
         if before != after
     ]
     if change.permissions is not None:
-        updated = _apply_permissions(tx, updated, change.permissions, actor=actor, now_ms=now_ms)
+        updated = _apply_permissions(
+            tx, updated, change.permissions, actor=actor, now_ms=now_ms
+        ).data_source
     if not changed_fields and credentials is None and updated.permissions == ds.permissions:
         return ds  # nothing changed: nothing saved, nothing recorded
     if changed_fields or credentials is not None:
@@ -301,18 +295,17 @@ def set_permissions(
 ) -> PermissionsChange:
     """Replace who may use a data source; records ``DataSourceChangeOfPermissions``."""
     ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
-    updated = _apply_permissions(tx, ds, permissions, actor=actor, now_ms=now_ms)
-    return PermissionsChange(data_source=updated, changed=updated is not ds)
+    return _apply_permissions(tx, ds, permissions, actor=actor, now_ms=now_ms)
 
 
 def _apply_permissions(
     tx: Repositories, ds: DataSource, permissions: Permissions, *, actor: User, now_ms: int
-) -> DataSource:
+) -> PermissionsChange:
     user_ids = _check_user_ids(tx, permissions.user_ids)
     before = set(ds.permissions.user_ids)
     added, removed = sorted(set(user_ids) - before), sorted(before - set(user_ids))
     if permissions.is_everyone == ds.permissions.is_everyone and not added and not removed:
-        return ds
+        return PermissionsChange(data_source=ds, changed=False)
     updated = replace(
         ds,
         permissions=Permissions(is_everyone=permissions.is_everyone, user_ids=user_ids),
@@ -332,7 +325,7 @@ def _apply_permissions(
             "removedUserIds": ",".join(removed),
         },
     )
-    return updated
+    return PermissionsChange(data_source=updated, changed=True)
 
 
 def transfer_ownership(

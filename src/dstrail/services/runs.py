@@ -119,7 +119,7 @@ def start_run_by_names(
     )  # fmt: skip
 
 
-def stop_run(tx: Repositories, *, run_id: str, now_ms: int, actor: User | None = None) -> Run:
+def stop_run(tx: Repositories, *, run_id: str, now_ms: int, actor: User | None) -> Run:
     """End a run (the actor's own, or any as a SysAdmin; ``None``: the operator); its id and
     token stop being accepted. Returns the ended run."""
     run = tx.runs.by_id(run_id)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, func, or_, select, text
+from sqlalchemy import Connection, func, or_, select, text
 
 from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount
 from dstrail.domain.timestamps import day_of
@@ -24,6 +24,7 @@ from dstrail.store.driver import (
     DriverReads,
     InsertInto,
     Read,
+    plain_rows,
     statement,
 )
 from dstrail.store.integrity import LOCK_HEAD, Head, extend_tree
@@ -160,7 +161,7 @@ class AuditRepository:
                 or_(audit_events.c.ts_ms < after.ts_ms, audit_events.c.seq < after.seq)
             )
         query = query.order_by(audit_events.c.ts_ms.desc(), audit_events.c.seq.desc()).limit(limit)
-        return _driver_rows(self._db.execute(query))
+        return cast(list[EventRow], plain_rows(self._db.execute(query)))
 
     def by_sequence(self, seq: int) -> StoredEvent | None:
         """One event by its sequence number."""
@@ -211,17 +212,6 @@ class AuditRepository:
             .limit(limit)
         )
         return list(self._db.scalars(query))
-
-
-def _driver_rows(result: CursorResult[Any]) -> list[EventRow]:
-    """The rows as the driver made them (plain tuples), skipping a ``Row`` and a ``tuple()``
-    copy a row: a third of the repository's time on a big read. Safe because the event
-    columns are text and integers, which SQLAlchemy hands through unconverted."""
-    try:
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    return cast(list[EventRow], rows)
 
 
 def _conditions(f: AuditFilter) -> list[Any]:

@@ -20,8 +20,8 @@ from dstrail.domain.trail import (
     SealedRow,
     merkle,
 )
-from dstrail.errors import DstrailError
-from dstrail.store.driver import DriverCursor, Statement, statement
+from dstrail.errors import DstrailError, InvalidInput
+from dstrail.store.driver import DriverCursor, Statement, plain_rows, statement
 from dstrail.store.schema import audit_checkpoints, audit_events
 
 T = TypeVar("T")
@@ -249,34 +249,40 @@ class IntegrityRepository:
 
         return compute(read)
 
+    def _within(self, tree_size: int) -> None:
+        """``InvalidInput`` unless the tree has at least ``tree_size`` events."""
+        size, _ = self.head()
+        if not 0 <= tree_size <= size:
+            raise InvalidInput(f"tree size {tree_size} is outside the trail's 0 to {size} events")
+
     def root(self, tree_size: int) -> bytes:
         """The root of the first ``tree_size`` events (at most the tree's size)."""
+        self._within(tree_size)
         return self._compute(lambda read: merkle.tree_root(tree_size, read))
 
     def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
         """The audit path of event ``seq`` (1 to ``tree_size``) in the tree of ``tree_size``
         events (at most the tree's size)."""
+        self._within(tree_size)
         return self._compute(lambda read: merkle.inclusion_proof(seq - 1, tree_size, read))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The proof that the tree of ``second`` events (at most the tree's size) extends that
         of ``first`` (0 to ``second``)."""
+        self._within(second)
         return self._compute(lambda read: merkle.consistency_proof(first, second, read))
 
     # Reading events for verification and export ------------------------------------------
 
     def events_after(self, seq: int, *, limit: int) -> list[SealedRow]:
         """Up to ``limit`` events with a larger seq, in seq order, with their stored hashes."""
-        result = self._db.execute(
+        rows = self._db.execute(
             select(*_SEALED_SELECT)
             .where(audit_events.c.seq > seq)
             .order_by(audit_events.c.seq)
             .limit(limit)
         )
-        try:  # the driver's tuples, as ``AuditRepository.page`` hands them over
-            return cast(list[SealedRow], result.cursor.fetchall())
-        finally:
-            result.close()
+        return cast(list[SealedRow], plain_rows(rows))
 
     def leaf_hashes(self, seqs: list[int]) -> dict[int, bytes | None]:
         """The stored leaf hash of each of these events."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -42,11 +43,9 @@ _SUMMARY_KEYS = (
 
 
 class EventView(StoredEvent):
-    """A stored event as the list and the detail page show it."""
+    """A stored event as the list and the detail page show it (its metadata parsed once)."""
 
-    __slots__ = ()
-
-    @property
+    @cached_property
     def details(self) -> dict[str, str]:
         """The metadata, parsed."""
         parsed: dict[str, str] = orjson.loads(self.metadata)

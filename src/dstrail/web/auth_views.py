@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dstrail.api.deps import DstrailDep
-from dstrail.services.users import user_by_api_key
+from dstrail.services.auth import sign_in
 from dstrail.web.deps import CheckedFormDep, field
 from dstrail.web.pages import page
 from dstrail.web.sessions import (
@@ -48,7 +48,7 @@ def signin(request: Request, dstrail: DstrailDep, form: CheckedFormDep) -> Respo
     api_key = field(form, "api_key")
     target = _safe_next(field(form, "next") or "/")
     with dstrail.store.read() as tx:
-        user = user_by_api_key(tx, api_key) if api_key else None
+        user = sign_in(tx, api_key)
     if user is None:
         return page(
             request,

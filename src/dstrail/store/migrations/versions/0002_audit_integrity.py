@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from dstrail.domain.trail import EVENT_COLUMNS, SEQ, event_leaf
+from dstrail.domain.trail import event_leaf
 from dstrail.domain.trail.merkle import append_leaf, pack_frontier
 
 revision = "0002"
@@ -64,8 +64,13 @@ def upgrade() -> None:
 def _backfill(sqlite: bool) -> None:
     """Leaves, nodes and frontier for events written before this revision."""
     bind = op.get_bind()
-    columns = ", ".join(EVENT_COLUMNS)
-    rows = bind.execute(sa.text(f"SELECT {columns} FROM audit_events ORDER BY seq")).all()
+    # The columns of an event as this revision knows them (frozen: later revisions may add more).
+    rows = bind.execute(
+        sa.text(
+            "SELECT data_source_id, data_source_name, data_source_type, event_kind, metadata, "
+            "performed_by, ts_ms, seq FROM audit_events ORDER BY seq"
+        )
+    ).all()
     if not rows:
         return
     if sqlite:
@@ -77,7 +82,7 @@ def _backfill(sqlite: bool) -> None:
         leaf = event_leaf(tuple(row))
         bind.execute(
             sa.text("UPDATE audit_events SET leaf_hash = :leaf WHERE seq = :seq"),
-            {"leaf": leaf, "seq": row[SEQ]},
+            {"leaf": leaf, "seq": row.seq},
         )
         frontier, completed = append_leaf(frontier, size, leaf)
         for level, index, value in completed:
