@@ -3,6 +3,7 @@ checkpoint signer and the credential vault."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from dstrail.audit.checkpoints import (
@@ -13,8 +14,9 @@ from dstrail.audit.checkpoints import (
 from dstrail.domain.timestamps import Clock, system_clock
 from dstrail.keys import Keys, load_keys
 from dstrail.services.credentials import CredentialVault
+from dstrail.services.refusals import writing
 from dstrail.settings import Settings
-from dstrail.store import Store
+from dstrail.store import Repositories, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,12 @@ class Dstrail:
     clock: Clock
     signer: Ed25519CheckpointSigner
     vault: CredentialVault
+
+    def change(self) -> AbstractContextManager[Repositories]:
+        """A write transaction for a management change: a refused change (a 403 on a data
+        source the caller can see) is recorded in a transaction of its own
+        (``services.refusals``)."""
+        return writing(self.store, self.clock)
 
 
 def open_dstrail(

@@ -21,6 +21,9 @@ def test_create_is_audited_and_readable(client: TestClient, admin: Login, alice:
         "performedByUsername": "alice",
         "credentialType": "Shared",
         "isEveryone": "false",
+        "ownerId": alice.id,
+        "userIds": "",
+        "projectIds": "",
     }
     assert set(events[0]) == DOMINO_EVENT_FIELDS
     assert "s3cr3t" not in response.text

@@ -268,7 +268,7 @@ def put_credentials(
 
     Values are encrypted at rest and never returned; records ``DataSourceCredentialsUpdated``.
     """
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         stored = set_credentials(
             tx,
             dstrail.vault,

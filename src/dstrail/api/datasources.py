@@ -48,7 +48,7 @@ def create_data_source(
         credentials=body.credentials,
         permissions=body.permissions.to_domain(),
     )
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.create_data_source(
             tx, dstrail.vault, spec=spec, actor=caller.user, now_ms=dstrail.clock()
         )
@@ -82,7 +82,7 @@ def update_data_source(
         credentials=body.credentials,
         permissions=body.permissions.to_domain() if body.permissions else None,
     )
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.update_data_source(
             tx,
             dstrail.vault,
@@ -99,7 +99,7 @@ def delete_data_source(
     data_source_id: str, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Soft-delete; the name becomes free and the history stays."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.delete_data_source(
             tx, data_source_id=data_source_id, actor=caller.user, now_ms=dstrail.clock()
         )
@@ -111,7 +111,7 @@ def set_permissions(
     data_source_id: str, body: PermissionsBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Replace who may use the data source; records ``DataSourceChangeOfPermissions``."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.set_permissions(
             tx,
             data_source_id=data_source_id,
@@ -130,7 +130,7 @@ def transfer_ownership(
     data_source_id: str, new_owner_id: str, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Give the data source to another user; records ``DataSourceChangeOfOwnership``."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.transfer_ownership(
             tx,
             data_source_id=data_source_id,
@@ -149,7 +149,7 @@ def attach_to_project(
     data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Add the data source to a project; records ``DataSourceAssociatedToProject``."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.attach_to_project(
             tx,
             data_source_id=data_source_id,
@@ -168,7 +168,7 @@ def detach_from_project(
     data_source_id: str, project_id: str, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Remove the data source from a project; records ``DataSourceDissociatedFromProject``."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         ds = service.detach_from_project(
             tx,
             data_source_id=data_source_id,

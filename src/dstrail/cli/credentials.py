@@ -76,7 +76,7 @@ def _fields(items: list[str]) -> dict[str, str]:
 def _set(args: argparse.Namespace) -> int:
     values = _fields(args.field)
     dstrail = open_from(args)
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         stored = credential_service.set_credentials_by_name(
             tx, dstrail.vault, name=args.name, username=args.user, credentials=values,
             now_ms=dstrail.clock(),

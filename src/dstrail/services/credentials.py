@@ -12,7 +12,8 @@ from dstrail.audit.recorder import record_event
 from dstrail.domain.datasources import CredentialType, DataSource, can_manage, can_see, can_use
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
-from dstrail.errors import DstrailError, Forbidden, InvalidInput, NotFound
+from dstrail.errors import DstrailError, InvalidInput, NotFound
+from dstrail.services.refusals import Action, ChangeRefused
 from dstrail.services.users import require_user
 from dstrail.store import SHARED_CREDENTIALS_USER, Repositories
 
@@ -145,9 +146,10 @@ def _check_shared(data_source: DataSource, *, actor: User, holder_id: str | None
             "which belong to no user; leave userId out"
         )
     if not can_manage(data_source, actor):
-        raise Forbidden(
-            f"only the owner of {data_source.name!r} or a SysAdmin may set its shared credentials"
-        )
+        raise _refused(
+            f"only the owner of {data_source.name!r} or a SysAdmin may set its shared credentials",
+            data_source, actor, "notOwner",
+        )  # fmt: skip
 
 
 def _individual_holder(
@@ -156,14 +158,26 @@ def _individual_holder(
     holder = actor
     if holder_id is not None and holder_id != actor.id:
         if not actor.is_admin:
-            raise Forbidden("users store their own Individual credentials only")
+            raise _refused(
+                "users store their own Individual credentials only", data_source, actor, "notAdmin"
+            )
         found = tx.users.by_id(holder_id)
         if found is None:
             raise InvalidInput(f"userId: no user with id {holder_id!r}")
         holder = found
     if not can_use(data_source, holder):
-        raise Forbidden(f"user {holder.username!r} may not use data source {data_source.name!r}")
+        raise _refused(
+            f"user {holder.username!r} may not use data source {data_source.name!r}",
+            data_source, actor, "notPermitted",
+        )  # fmt: skip
     return holder
+
+
+def _refused(message: str, data_source: DataSource, actor: User, reason: str) -> ChangeRefused:
+    return ChangeRefused(
+        message, data_source=data_source, actor=actor, action=Action.SET_CREDENTIALS,
+        reason=reason,
+    )  # fmt: skip
 
 
 def set_credentials_by_name(
@@ -188,7 +202,10 @@ def set_credentials_by_name(
             )
         actor = require_user(tx, username=username, field="--user")
         if not can_use(ds, actor):
-            raise Forbidden(f"user {actor.username!r} may not use data source {ds.name!r}")
+            raise _refused(
+                f"user {actor.username!r} may not use data source {ds.name!r}", ds, actor,
+                "notPermitted",
+            )  # fmt: skip
         holder_id: str | None = actor.id
     elif username:
         actor, holder_id = require_user(tx, username=username, field="--user"), None

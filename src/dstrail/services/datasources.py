@@ -22,8 +22,9 @@ from dstrail.domain.datasources import (
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
-from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dstrail.errors import Conflict, InvalidInput, NotFound
 from dstrail.services.credentials import CredentialVault, store_credentials, validate_credentials
+from dstrail.services.refusals import Action, ChangeRefused
 from dstrail.store import Repositories
 
 _NAME = re.compile(NAME_PATTERN)
@@ -155,14 +156,17 @@ def find_any(tx: Repositories, data_source_id: str) -> DataSource | None:
     return tx.data_sources.by_id(data_source_id)
 
 
-def _get_managed(tx: Repositories, *, data_source_id: str, actor: User) -> DataSource:
+def _get_managed(tx: Repositories, *, data_source_id: str, actor: User, action: str) -> DataSource:
     ds = tx.data_sources.by_id(data_source_id, for_update=True)
     if ds is None or not can_see(ds, actor):
         raise NotFound(f"no data source with id {data_source_id!r}")
     if not ds.is_active:
         raise NotFound(f"data source {ds.name!r} has been deleted")
     if not can_manage(ds, actor):
-        raise Forbidden(f"only the owner of {ds.name!r} or a SysAdmin may change it")
+        raise ChangeRefused(
+            f"only the owner of {ds.name!r} or a SysAdmin may change it",
+            data_source=ds, actor=actor, action=action, reason="notOwner",
+        )  # fmt: skip
     return ds
 
 
@@ -212,6 +216,9 @@ def create_data_source(
         metadata={
             "credentialType": ds.credential_type.value,
             "isEveryone": _flag(ds.permissions.is_everyone),
+            "ownerId": ds.owner_id,
+            "userIds": ",".join(ds.permissions.user_ids),
+            "projectIds": ",".join(ds.project_ids),
         },
     )
     return ds
@@ -227,7 +234,7 @@ def update_data_source(
     now_ms: int,
 ) -> DataSource:
     """Apply a partial update; each kind of change records its own event."""
-    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
+    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor, action=Action.UPDATE)
     config = check_config(change.config) if change.config is not None else None
     credentials = validate_credentials(change.credentials) if change.credentials else None
     _check_text(change.display_name, field="displayName", limit=256)
@@ -294,7 +301,7 @@ def set_permissions(
     tx: Repositories, *, data_source_id: str, permissions: Permissions, actor: User, now_ms: int
 ) -> PermissionsChange:
     """Replace who may use a data source; records ``DataSourceChangeOfPermissions``."""
-    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
+    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor, action=Action.SET_PERMISSIONS)
     return _apply_permissions(tx, ds, permissions, actor=actor, now_ms=now_ms)
 
 
@@ -332,7 +339,7 @@ def transfer_ownership(
     tx: Repositories, *, data_source_id: str, new_owner_id: str, actor: User, now_ms: int
 ) -> DataSource:
     """Give a data source to another user; records ``DataSourceChangeOfOwnership``."""
-    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
+    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor, action=Action.TRANSFER)
     new_owner = tx.users.by_id(new_owner_id)
     if new_owner is None:
         raise NotFound(f"newOwnerId: no user with id {new_owner_id!r}")
@@ -361,7 +368,7 @@ def delete_data_source(
     tx: Repositories, *, data_source_id: str, actor: User, now_ms: int
 ) -> DataSource:
     """Soft-delete a data source (its name becomes reusable); records ``DeleteDataSource``."""
-    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor)
+    ds = _get_managed(tx, data_source_id=data_source_id, actor=actor, action=Action.DELETE)
     deleted = replace(ds, status=Status.DELETED, last_updated_ms=now_ms, last_updated_by=actor.id)
     tx.data_sources.save(deleted)
     record_event(
@@ -384,9 +391,15 @@ def attach_to_project(
     if project is None:
         raise NotFound(f"no project with id {project_id!r}")
     if not (project.is_member(actor.id) or actor.is_admin):
-        raise Forbidden(f"only members of project {project.name!r} may add data sources to it")
+        raise ChangeRefused(
+            f"only members of project {project.name!r} may add data sources to it",
+            data_source=ds, actor=actor, action=Action.ATTACH, reason="notProjectMember",
+        )  # fmt: skip
     if not (can_use(ds, actor) or actor.is_admin):
-        raise Forbidden(f"you may not use data source {ds.name!r}")
+        raise ChangeRefused(
+            f"you may not use data source {ds.name!r}",
+            data_source=ds, actor=actor, action=Action.ATTACH, reason="notPermitted",
+        )  # fmt: skip
     if project.id in ds.project_ids:
         raise Conflict(f"data source {ds.name!r} is already in project {project.name!r}")
     tx.data_sources.attach_project(ds.id, project.id)
@@ -415,7 +428,10 @@ def detach_from_project(
     if project is None:
         raise NotFound(f"no project with id {project_id!r}")
     if not (project.is_member(actor.id) or can_manage(ds, actor)):
-        raise Forbidden(f"only members of project {project.name!r} may remove data sources")
+        raise ChangeRefused(
+            f"only members of project {project.name!r} may remove data sources",
+            data_source=ds, actor=actor, action=Action.DETACH, reason="notProjectMember",
+        )  # fmt: skip
     if project.id not in ds.project_ids:
         raise NotFound(f"data source {ds.name!r} is not in project {project.name!r}")
     tx.data_sources.detach_project(ds.id, project.id)

@@ -157,7 +157,7 @@ def create(
     """Create through ``create_data_source`` (records ``CreateDataSource``)."""
     try:
         spec = _create_spec(form)
-        with dstrail.store.write() as tx:
+        with dstrail.change() as tx:
             ds = service.create_data_source(
                 tx, dstrail.vault, spec=spec, actor=signed_in.user, now_ms=dstrail.clock()
             )
@@ -244,7 +244,7 @@ def change_permissions(
     data_source_id: str, dstrail: DstrailDep, signed_in: SignedInDep, form: CheckedFormDep
 ) -> Response:
     """Replace who may use it (``set_permissions``)."""
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         change = service.set_permissions(
             tx,
             data_source_id=data_source_id,
@@ -261,7 +261,7 @@ def transfer(
 ) -> Response:
     """Give it to another user (``transfer_ownership``)."""
     new_owner_id = field(form, "new_owner_id", label="new owner", required=True)
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         service.transfer_ownership(
             tx,
             data_source_id=data_source_id,
@@ -278,7 +278,7 @@ def attach(
 ) -> Response:
     """Add it to a project (``attach_to_project``)."""
     project_id = field(form, "project_id", label="project", required=True)
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         service.attach_to_project(
             tx,
             data_source_id=data_source_id,
@@ -299,7 +299,7 @@ def detach(
 ) -> Response:
     """Remove it from a project (``detach_from_project``)."""
     del form
-    with dstrail.store.write() as tx:
+    with dstrail.change() as tx:
         service.detach_from_project(
             tx,
             data_source_id=data_source_id,
@@ -338,7 +338,7 @@ def delete(
     """Soft-delete (``delete_data_source``) once the typed name matches."""
     confirm = field(form, "confirm_name")
     try:
-        with dstrail.store.write() as tx:
+        with dstrail.change() as tx:
             ds = service.get_visible(tx, data_source_id=data_source_id, actor=signed_in.user)
             if confirm != ds.name:
                 raise InvalidInput(f"type the name {ds.name!r} exactly to confirm the deletion")

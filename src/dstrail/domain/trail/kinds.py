@@ -19,6 +19,7 @@ class EventKind(StrEnum):
     UPDATE_DATA_SOURCE = "UpdateDataSource"
     UPDATE_CREDENTIALS = "DataSourceCredentialsUpdated"
     ACCESS_REFUSED = "AccessDataSourceRefused"
+    CHANGE_REFUSED = "DataSourceChangeRefused"
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
