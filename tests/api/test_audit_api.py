@@ -111,6 +111,8 @@ def test_request_ids_are_fresh(client: TestClient) -> None:
 def test_user_role_is_403(client: TestClient, alice: Login) -> None:
     for path in (AUDIT, AUDIT + "/"):
         assert_request_errors(client.get(path, headers=alice.headers), 403)
+    message = client.get(AUDIT, headers=alice.headers).json()["errors"][0]
+    assert "SysAdmin" in message and "Auditor" in message
     assert_request_errors(
         client.get(AUDIT, headers={"Authorization": f"Bearer {alice.api_key}"}), 403
     )

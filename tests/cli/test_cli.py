@@ -91,9 +91,10 @@ def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
     return orjson.loads(lines[0])
 
 
-def refused(result: subprocess.CompletedProcess[str], *named: str) -> str:
-    """Exit status 2 and one stderr line naming each of ``named``."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
+def refused(result: subprocess.CompletedProcess[str], *named: str, status: int = 2) -> str:
+    """Exit ``status`` (2: the command's input is wrong; 1: what it names is not so, e.g. an
+    unknown user) and one stderr line naming each of ``named``."""
+    assert result.returncode == status, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     line = lines[0]
@@ -159,7 +160,7 @@ def test_users_projects_runs(target: Target) -> None:
     ]
     # a run that already ended cannot be stopped again; nothing changes
     before = target.state()
-    refused(target.run("runs", "stop", run["id"]), run["id"], "ended")
+    refused(target.run("runs", "stop", run["id"]), run["id"], "ended", status=1)
     assert target.state() == before
 
 
@@ -271,13 +272,15 @@ def parallel(target: Target, *commands: list[str]) -> list[subprocess.CompletedP
     return results
 
 
-def run_all(target: Target, cases: list[tuple[list[str], tuple[str, ...]]]) -> None:
-    """Each command is refused with exit status 2 and one line naming what it should."""
+def run_all(
+    target: Target, cases: list[tuple[list[str], tuple[str, ...]]], *, status: int = 2
+) -> None:
+    """Each command is refused with exit ``status`` and one line naming what it should."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda case: target.run(*case[0]), cases))
     for (args, named), result in zip(cases, results, strict=True):
         try:
-            refused(result, *named)
+            refused(result, *named, status=status)
         except AssertionError as error:
             raise AssertionError(f"dstrail {' '.join(args)}: {error}") from None
 
@@ -321,13 +324,13 @@ def test_bad_arguments_are_refused_before_anything_is_opened(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_input_exits_2_and_changes_nothing(target: Target) -> None:
+def test_bad_input_exits_2_an_unknown_name_exits_1_and_nothing_changes(target: Target) -> None:
     assert target.run("users", "create", "owner").returncode == 0
     before = target.state()
+    run_all(target, [(["users", "create", "bad name"], ("username", "bad name"))])
     run_all(
         target,
         [
-            (["users", "create", "bad name"], ("username", "bad name")),
             (["users", "create", "owner"], ("owner", "taken")),
             (["users", "api-key", "nobody"], ("nobody",)),
             (["projects", "create", "p", "--owner", "nobody"], ("--owner", "nobody")),
@@ -341,6 +344,7 @@ def test_bad_input_exits_2_and_changes_nothing(target: Target) -> None:
             ),
             (["runs", "stop", "ffffffffffffffffffffffff"], ("ffffffffffffffffffffffff",)),
         ],
+        status=1,  # the input is well formed; what it names is not so
     )
     assert target.state() == before
 

@@ -151,7 +151,7 @@ def test_a_user_signs_in_and_never_sees_the_trail(page: Page, site: Site) -> Non
     response = page.goto(site.base + "/audit")
     assert response is not None and response.status == 403
     expect(page.locator("h1")).to_have_text("Not allowed")
-    expect(page.locator(".message")).to_contain_text("requires the SysAdmin role")
+    expect(page.locator(".message")).to_contain_text("requires the SysAdmin or the Auditor role")
 
 
 def test_a_wrong_key_is_refused(page: Page, site: Site) -> None:

@@ -113,7 +113,7 @@ def test_users_never_see_the_trail_and_only_their_data_sources(
     ):
         refused = client.get(path)
         assert refused.status_code == 403, path
-        assert "requires the SysAdmin role" in refused.text
+        assert "requires the SysAdmin or the Auditor role" in refused.text
     listing = client.get("/datasources").text
     assert "alice-ds" in listing and "shared-ds" in listing and "bob-ds" not in listing
     assert ">Audit trail<" not in listing

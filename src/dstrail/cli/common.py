@@ -12,7 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from dstrail.context import Dstrail, open_dstrail
-from dstrail.errors import DstrailError
+from dstrail.errors import DstrailError, InvalidInput
 from dstrail.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
@@ -69,13 +69,15 @@ def print_json(value: object) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command; known errors become one line on stderr and exit status 2."""
+    """Run a parsed command; a known error becomes one line on stderr and exit status 2 when
+    the command's input is wrong (as for a usage error), 1 when what it names is not so (an
+    unknown user, a taken name, a user outside the project)."""
     handler: Handler = args.handler
     try:
         return handler(args)
     except DstrailError as error:
         sys.stderr.write(f"dstrail: error: {error.message}\n")
-        return 2
+        return 2 if isinstance(error, InvalidInput) else 1
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()

@@ -66,7 +66,7 @@ def require_live_token(caller: Caller) -> Caller:
 def require_audit_reader(caller: Caller) -> None:
     """SysAdmins (and Auditors) read the trail; ``Forbidden`` for anyone else."""
     if not caller.user.can_read_audit:
-        raise Forbidden("reading the audit trail requires the SysAdmin role")
+        raise Forbidden("reading the audit trail requires the SysAdmin or the Auditor role")
 
 
 def sign_in(tx: Repositories, api_key: str) -> User | None:
