@@ -1,16 +1,23 @@
 """Demo data for ``dstrail demo`` (``make run``): users, projects, data sources, and weeks of
-history, all written through the same services as the API, with a clock set in the past."""
+history, all written through the same services as the API, with a clock set in the past.
+
+It starts with the world of the reference's two audit samples: ``snowflake-ds`` and ``s3-ds``
+accessed by ``sample-user`` from a Workspace run at the samples' own times in 2023, and
+``snowflake-ds`` deleted by ``sample-admin`` (``s3-ds`` a week later), so the README's filtered
+request answers what the reference shows. Both names are then used again by the data sources
+of the recent history, which keeps each one's history apart by id."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from dstrail.audit.checkpoints import checkpoint_now
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.projects import Project, Run, RunType
-from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.timestamps import DAY_MS, parse_iso
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import Role, User
 from dstrail.services import credentials as credential_service
@@ -18,6 +25,7 @@ from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from dstrail.services import users as user_service
+from dstrail.store import Store
 
 ADMIN_USERNAME = "sample-admin"
 HISTORY_DAYS = 28
@@ -40,8 +48,69 @@ def load_demo(dstrail: Dstrail, *, seed: int = 7) -> DemoLogin:
         if admin is not None:
             key = user_service.issue_api_key(tx, user=admin, label="demo", now_ms=now)
             return DemoLogin(ADMIN_USERNAME, key, created=False)
-    key = _load_history(dstrail, random.Random(seed), now_ms=now)  # noqa: S311 - demo data
+    # History is written with its own times: a policy that signs by elapsed time would sign a
+    # checkpoint at nearly every historic event. Load it signing every 1,000 events only, then
+    # sign one checkpoint of the whole history now.
+    policy = dstrail.store.checkpoints
+    by_count = replace(policy, every_ms=2**62) if policy is not None else None
+    loader = Store(dstrail.store.url, checkpoints=by_count)
+    try:
+        key = _load_history(replace(dstrail, store=loader), random.Random(seed), now_ms=now)  # noqa: S311
+    finally:
+        loader.dispose()
+    checkpoint_now(dstrail.store, now_ms=now)
     return DemoLogin(ADMIN_USERNAME, key, created=True)
+
+
+SAMPLES_START_MS = parse_iso("2023-01-30T09:00:00.000Z", field="demo")
+"""When the demo's world begins: before the reference samples' first event."""
+
+
+def _reference_samples(dstrail: Dstrail, *, admin: User, user: User, project: Project) -> None:
+    """The events of the reference's two samples, at their times (ids are dstrail's own)."""
+
+    def at(text: str) -> int:
+        return parse_iso(text, field="demo")
+
+    with dstrail.store.write() as tx:
+        sources = [
+            ds_service.create_data_source(
+                tx,
+                dstrail.vault,
+                spec=ds_service.DataSourceCreate(
+                    name=name,
+                    data_source_type=kind,
+                    auth_type=auth,
+                    credential_type=CredentialType.SHARED,
+                    config=config,
+                    permissions=Permissions(is_everyone=True),
+                    credentials={"username": "demo", "password": "demo-password"}
+                    if auth == "Basic"
+                    else None,
+                ),
+                actor=admin,
+                now_ms=at(when),
+            )
+            for name, kind, auth, config, when in (
+                ("snowflake-ds", "SnowflakeConfig", "Basic", {"accountName": "acct"},
+                 "2023-02-01T10:00:00.000Z"),
+                ("s3-ds", "S3Config", "AWSIAMBasic", {"bucket": "samples", "region": "us-east-1"},
+                 "2023-02-01T10:05:00.000Z"),
+            )
+        ]  # fmt: skip
+        snowflake, s3 = sources
+        run = run_service.start_run(
+            tx, project=project, user=user, run_type=RunType.WORKSPACE,
+            now_ms=at("2023-02-05T08:00:00.000Z"),
+        )  # fmt: skip
+        for ds, when in ((snowflake, "2023-02-05T21:40:01.449Z"), (s3, "2023-08-21T21:30:05.439Z")):
+            record_event(
+                tx, kind=EventKind.ACCESS_DATA_SOURCE, data_source=ds, actor=user, now_ms=at(when),
+                run=run, metadata={"clientSource": "Python", "operation": "getDataSource"},
+            )  # fmt: skip
+        run_service.stop_run(tx, run_id=run.id, now_ms=at("2023-08-22T09:00:00.000Z"), actor=None)
+        for ds, when in ((snowflake, "2023-08-23T21:40:21.669Z"), (s3, "2023-09-01T12:00:00.000Z")):
+            ds_service.delete_data_source(tx, data_source_id=ds.id, actor=admin, now_ms=at(when))
 
 
 def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
@@ -53,13 +122,15 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
         t += rng.randint(1, max_minutes) * 60_000 + rng.randint(0, 59_999)
         return t
 
+    begin = SAMPLES_START_MS
     with dstrail.store.write() as tx:
         admin, admin_key = user_service.create_user(
-            tx, username=ADMIN_USERNAME, email="admin@example.com", role=Role.SYS_ADMIN, now_ms=t
-        )
+            tx, username=ADMIN_USERNAME, email="admin@example.com", role=Role.SYS_ADMIN,
+            now_ms=begin,
+        )  # fmt: skip
         people = {
             name: user_service.create_user(
-                tx, username=name, email=f"{name}@example.com", role=role, now_ms=t
+                tx, username=name, email=f"{name}@example.com", role=role, now_ms=begin
             )[0]
             for name, role in (
                 ("sample-user", Role.USER),
@@ -70,11 +141,12 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
         }
         user, ds2, mle = people["sample-user"], people["data-scientist-2"], people["ml-engineer"]
         churn = project_service.create_project(
-            tx, name="churn-model", owner=user, collaborators=[ds2], now_ms=t
+            tx, name="churn-model", owner=user, collaborators=[ds2], now_ms=begin
         )
         fraud = project_service.create_project(
-            tx, name="fraud-detection", owner=mle, collaborators=[user], now_ms=t
+            tx, name="fraud-detection", owner=mle, collaborators=[user], now_ms=begin
         )
+    _reference_samples(dstrail, admin=admin, user=user, project=churn)
 
     def create(
         actor: User,

@@ -9,6 +9,7 @@ kind of tampering shows, and what cannot be seen, is in docs/integrity.md.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +43,8 @@ BUNDLE_FORMAT = "dstrail-audit-bundle/v1"
 CHUNK_ROWS = 20_000
 MAX_ANOMALIES = 100_000
 MAX_REORDER_CANDIDATES = 512
+TEXT_EVENTS = 5
+"""How many wrong events the text report lists (the JSON report lists up to 1,000)."""
 
 _EVENT: Final = 8
 """A sealed row's ``EventRow``, the columns its leaf hashes: ``row[:_EVENT]``."""
@@ -132,7 +135,8 @@ class VerifyReport:
         }
 
     def text(self) -> str:
-        """Readable lines."""
+        """Readable lines, a screenful at most: the first wrong event, a count of each kind of
+        finding, the first events found wrong and the first checkpoint that no longer holds."""
         lines = [
             f"verified {self.source}: {self.events} events, {self.checkpoints} checkpoints, "
             f"tree size {self.tree_size}, key {self.key_id or '-'} ({self.seconds:.2f} s)"
@@ -142,10 +146,20 @@ class VerifyReport:
             lines.append("OK: the trail matches its signed checkpoints")
             return "\n".join(lines)
         lines.append(f"FAILED: first wrong seq {first.seq}: {first.kind.value}: {first.message}")
+        counts = Counter(f.kind.value for f in self.findings)
+        lines.append("found: " + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()))
         ordered = sorted(self.findings, key=lambda f: f.seq)
-        lines.extend(f"  seq {f.seq}: {f.kind.value}: {f.message}" for f in ordered[:50])
-        if len(ordered) > 50:
-            lines.append(f"  ... {len(ordered) - 50} more")
+        events = [f for f in ordered if f.kind in EVENT_KINDS]
+        checkpoints = [f for f in ordered if f.kind not in EVENT_KINDS]
+        for group, shown, noun in (
+            (events, TEXT_EVENTS, "events"),
+            (checkpoints, 1, "checkpoints"),
+        ):
+            lines.extend(f"  seq {f.seq}: {f.kind.value}: {f.message}" for f in group[:shown])
+            if len(group) > shown:
+                lines.append(
+                    f"  ... and {len(group) - shown} more {noun} (--format json lists them)"
+                )
         return "\n".join(lines)
 
 
