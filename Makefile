@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck layers bench bench-access bench-integrity clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "setting up $(VENV): installing dstrail and its dependencies (about a minute, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'

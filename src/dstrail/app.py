@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from dstrail import __version__
 from dstrail.api import access, audit, datasources, integrity, platform
+from dstrail.api.access_log import RequestLog
 from dstrail.api.deps import text_parameters
 from dstrail.api.errors import PUBLIC, install_error_handlers
 from dstrail.context import Dstrail
 from dstrail.web import install_console, render_error
 
 
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware: the 500 it renders gets the request id too.
+        return RequestLog(super().build_middleware_stack())
+
+
 def create_app(dstrail: Dstrail) -> FastAPI:
-    """The whole HTTP surface of one dstrail."""
-    app = FastAPI(
+    """The whole HTTP surface of one dstrail; every answer carries ``X-Request-Id`` and is
+    logged on ``dstrail.access`` (``api.access_log``)."""
+    app = _App(
         title="dstrail",
         version=__version__,
         description="Data sources with a complete, verifiable audit trail; "

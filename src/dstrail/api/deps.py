@@ -53,6 +53,7 @@ def get_caller(request: Request, dstrail: Annotated[Dstrail, Depends(get_dstrail
     """The authenticated caller; 401 without a valid credential."""
     with dstrail.store.read() as tx:
         caller = authenticate(tx, credentials_of(request), signing_key=dstrail.keys.signing_key)
+    request.state.user_id = caller.user.id  # the access log's user (api.access_log)
     return require_live_token(caller)
 
 

@@ -8,12 +8,14 @@ Each API family has the error body its clients expect:
 - Domino v4 paths (``/v4/``): ``{"message"}``;
 - data source proxy (``/objectstore``): ``{"errorType", "subType", "rawError"}``;
 - the console renders its own HTML page (see ``web``).
+
+A ``requestId`` is the request's own id, the one its answer's ``X-Request-Id`` header carries
+(``api.access_log``), as is the id in the server log's lines about it.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dstrail.api.access_log import request_id_of
 from dstrail.errors import (
     Conflict,
     DstrailError,
@@ -64,12 +67,14 @@ class ProxyError(BaseModel):
     rawError: str  # noqa: N815
 
 
-def _request_errors(error: DstrailError) -> dict[str, Any]:
-    return {"requestId": str(uuid.uuid4()), "errors": [error.message]}
+def _request_errors(error: DstrailError, request_id: str) -> dict[str, Any]:
+    return {"requestId": request_id, "errors": [error.message]}
 
 
-def _audit_body(error: DstrailError) -> dict[str, Any]:
-    return {"error": error.message} if error.status_code == 400 else _request_errors(error)
+def _audit_body(error: DstrailError, request_id: str) -> dict[str, Any]:
+    if error.status_code == 400:
+        return {"error": error.message}
+    return _request_errors(error, request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,8 @@ class ErrorFamily:
     find a path's family by its prefix (``family_of``)."""
 
     prefixes: tuple[str, ...]
-    body: Callable[[DstrailError], dict[str, Any]]
+    body: Callable[[DstrailError, str], dict[str, Any]]
+    """The body of an error, given the request's id (``X-Request-Id``)."""
     model: type[BaseModel]
     models: Mapping[int, type[BaseModel]] = field(default_factory=dict)
 
@@ -96,10 +102,16 @@ AUDIT = ErrorFamily(
 )
 PROXY = ErrorFamily(
     prefixes=("/objectstore",),
-    body=lambda error: {"errorType": error.error_type, "subType": "", "rawError": error.message},
+    body=lambda error, _request_id: {
+        "errorType": error.error_type,
+        "subType": "",
+        "rawError": error.message,
+    },
     model=ProxyError,
 )
-V4 = ErrorFamily(prefixes=("/v4/",), body=lambda error: {"message": error.message}, model=V4Error)
+V4 = ErrorFamily(
+    prefixes=("/v4/",), body=lambda error, _request_id: {"message": error.message}, model=V4Error
+)
 PUBLIC = ErrorFamily(prefixes=("/api/",), body=_request_errors, model=RequestErrors)
 FAMILIES = (AUDIT, PROXY, V4, PUBLIC)
 """In the order paths are matched: the first family with a prefix of the path answers."""
@@ -110,10 +122,11 @@ def family_of(path: str) -> ErrorFamily | None:
     return next((f for f in FAMILIES if path.startswith(f.prefixes)), None)
 
 
-def error_body(path: str, error: DstrailError) -> dict[str, Any]:
-    """The body an error gets on ``path`` (a JSON path; the console renders its own page)."""
+def error_body(path: str, error: DstrailError, request_id: str) -> dict[str, Any]:
+    """The body an error gets on ``path`` (a JSON path; the console renders its own page);
+    ``request_id``: the id the answer's ``X-Request-Id`` carries."""
     family = family_of(path) or PUBLIC
-    return family.body(error)
+    return family.body(error, request_id)
 
 
 HtmlRenderer = Callable[[Request, DstrailError], Response]
@@ -138,14 +151,19 @@ def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) ->
         headers = dict(extra_headers or {})
         if error.status_code == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(
-            error_body(request.url.path, error), status_code=error.status_code, headers=headers
-        )
+        body = error_body(request.url.path, error, request_id_of(request))
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     async def on_dstrail_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, DstrailError)
         if error.status_code >= 500:
-            logger.error("%s %s failed: %s", request.method, request.url.path, error.message)
+            logger.error(
+                "%s %s failed: %s (request %s)",
+                request.method,
+                request.url.path,
+                error.message,
+                request_id_of(request),
+            )
         return render(request, error)
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
@@ -160,7 +178,9 @@ def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) ->
         return render(request, _http_error(request, error), error.headers)
 
     async def on_unexpected(request: Request, error: Exception) -> Response:
-        logger.exception("%s %s failed", request.method, request.url.path)
+        logger.exception(
+            "%s %s failed (request %s)", request.method, request.url.path, request_id_of(request)
+        )
         return render(request, DstrailError("internal error; the server log has the details"))
 
     app.add_exception_handler(DstrailError, on_dstrail_error)

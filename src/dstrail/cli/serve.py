@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING, Any
 
+from dstrail.api.access_log import LOG_FORMATS
 from dstrail.audit.query import trail_size
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json
+
+if TYPE_CHECKING:
+    from dstrail.store import Store
 
 
 def register(commands: Subparsers) -> None:
@@ -21,15 +30,51 @@ def register(commands: Subparsers) -> None:
     add_command(commands, "migrate", _migrate, "bring the database schema up to date")
 
 
+class _LogFormat(argparse.Action):
+    """``--log-format``: refused while parsing (before ``demo`` loads anything), in the one
+    line every refused command prints."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if values not in LOG_FORMATS:
+            accepted = ", ".join(LOG_FORMATS)
+            parser.exit(
+                2,
+                f"dstrail: error: --log-format: {values!r} is not accepted; accepted: {accepted}\n",
+            )
+        setattr(namespace, self.dest, values)
+
+
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """--host, --port, --flight-port."""
+    """--host, --port, --flight-port, --log-format."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--flight-port", type=int, default=8001)
+    parser.add_argument(
+        "--log-format",
+        action=_LogFormat,
+        default="text",
+        help="text (default) or json (one JSON object a line): the server log on stderr, "
+        "with one access line per request (logger dstrail.access)",
+    )
+
+
+def configure_logging(log_format: str) -> None:
+    """Every log line (uvicorn's too, dstrail.access's) on stderr in ``log_format``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(LOG_FORMATS[log_format]())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def run_server(args: argparse.Namespace) -> int:
-    """Serve an opened dstrail until interrupted."""
+    """Serve an opened dstrail until SIGTERM or Ctrl-C; then stop the Flight server and the
+    checkpoint ticker, close every database connection (SQLite folds its WAL into the
+    database file) and exit 0."""
     # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
     # every other command's start.
     import uvicorn
@@ -38,18 +83,81 @@ def run_server(args: argparse.Namespace) -> int:
     from dstrail.audit.checkpoints import start_checkpoint_ticker
     from dstrail.proxy import start_flight_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    dstrail = open_from(args)
-    app = create_app(dstrail)
-    start_checkpoint_ticker(
-        dstrail.store, clock=dstrail.clock, every_seconds=dstrail.settings.checkpoint_every_seconds
-    )
-    flight_server = start_flight_server(dstrail, host=args.host, port=args.flight_port)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
-    finally:
-        flight_server.shutdown()
+    configure_logging(args.log_format)
+    with ExitStack() as stack:  # undone in reverse: Flight, ticker, database, signal handlers
+        stop = stack.enter_context(_StopOnSignals())
+        dstrail = open_from(args)
+        stack.callback(_close, dstrail.store)
+        app = create_app(dstrail)
+        ticker = start_checkpoint_ticker(
+            dstrail.store,
+            clock=dstrail.clock,
+            every_seconds=dstrail.settings.checkpoint_every_seconds,
+        )
+        stack.callback(_stop_ticker, ticker)
+        flight_server = start_flight_server(dstrail, host=args.host, port=args.flight_port)
+        stack.callback(flight_server.shutdown)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="info",
+                log_config=None,  # uvicorn's lines go through our handler, in our format
+                access_log=False,  # dstrail.access logs each request instead
+            )
+        )
+        stop.server = server
+        if not stop.requested:
+            server.run()
     return 0
+
+
+class _StopOnSignals(AbstractContextManager["_StopOnSignals"]):
+    """SIGTERM and SIGINT ask the server to stop, before uvicorn listens for them (while
+    dstrail opens) and after (while it closes).
+
+    uvicorn handles both while it runs, then restores the handlers it found and raises the
+    signal again: with the default handlers, SIGTERM would kill the process before the
+    database is closed, and SIGINT would end in a ``KeyboardInterrupt``. With these, the
+    raised signal only asks again, and the command exits 0."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, _signal: int, _frame: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def __enter__(self) -> _StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_ticker(ticker: threading.Event) -> None:
+    ticker.set()
+    _join_thread("dstrail-checkpoints", timeout=30)
+
+
+def _close(store: Store) -> None:
+    store.dispose()
+    logging.getLogger("dstrail").info("stopped: every database connection is closed")
+
+
+def _join_thread(name: str, *, timeout: float) -> None:
+    """Wait for the running threads named ``name`` (a tick in progress finishes its write)."""
+    for thread in threading.enumerate():
+        if thread.name == name and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dstrail.domain.trail import CheckpointPolicy
+from dstrail.errors import InvalidInput
 from dstrail.store.group_commit import GroupCommitWriter
 from dstrail.store.repositories import ReadAhead, Repositories
 
@@ -104,6 +108,11 @@ def _configure_sqlite(engine: Engine) -> None:
         assert driver is not None
         if not driver.in_transaction:  # Store.write() may have begun it on the driver already
             driver.execute(f"BEGIN {mode}")
+
+
+class BackupUnsupported(InvalidInput):
+    """``Store.backup_to`` on a database that dstrail does not copy itself (PostgreSQL); the
+    message says which tool does."""
 
 
 class Store:
@@ -245,6 +254,51 @@ class Store:
                     )
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+
+    def backup_to(self, path: Path, *, overwrite: bool = False) -> int:
+        """A consistent copy of the SQLite database, taken while it serves (SQLite's online
+        backup: one step under a read snapshot, so writers go on and the copy is one commit
+        point), as one self-contained file (rollback journal, no ``-wal``) created 0600 at
+        ``path``; returns its size in bytes. Written beside ``path`` and then moved in place,
+        so ``path`` is never half a copy. ``FileExistsError`` when ``path`` exists, unless
+        ``overwrite``; ``BackupUnsupported`` on PostgreSQL (``pg_dump`` copies it)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite":
+            safe_url = parsed.set(drivername="postgresql").render_as_string(hide_password=True)
+            raise BackupUnsupported(
+                "dstrail backup copies SQLite only; back up PostgreSQL with pg_dump "
+                f"(pg_dump --format=custom --file=FILE '{safe_url}')"
+            )
+        source = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:" or not source.is_file():
+            raise InvalidInput(f"no SQLite database file to back up at {source}")
+        target = Path(path)
+        if target.exists() and target.resolve() == source.resolve():
+            raise InvalidInput(f"--out: {target} is the database itself")
+        if target.exists() and not overwrite:
+            raise FileExistsError(str(target))
+        descriptor, name = tempfile.mkstemp(  # mode 0600
+            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+        )
+        os.close(descriptor)
+        temporary = Path(name)
+        try:
+            copy = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                with self.engine.connect() as connection:
+                    driver = connection.connection.driver_connection
+                    assert isinstance(driver, sqlite3.Connection)
+                    driver.backup(copy)  # pages=-1: every page in one step, one snapshot
+                copy.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                copy.close()
+            if overwrite:
+                temporary.replace(target)
+            else:
+                target.hardlink_to(temporary)  # refuses a file created meanwhile
+            return target.stat().st_size
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def dispose(self) -> None:
         """Stop the group-commit writer and close every pooled connection."""
