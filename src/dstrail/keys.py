@@ -1,7 +1,8 @@
 """The server's own secrets: the signing key, the credential-encryption key and the Ed25519
 key that signs audit checkpoints.
 
-Taken from the settings when set, otherwise created once in the data directory (mode 0600).
+Taken from the settings when set, otherwise created once in the data directory (mode 0600; a
+data directory created here is 0700).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Keys:
 def _read_or_create(path: Path, make: str) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(make)

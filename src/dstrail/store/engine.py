@@ -37,13 +37,21 @@ _MIGRATE_LOCK_KEY = int.from_bytes(
 """The PostgreSQL advisory lock migrators take (a fixed 64-bit key: every dstrail agrees)."""
 
 
+def _private_file(path: Path) -> None:
+    """Create a new SQLite database file (and its directory) readable by its owner alone: 0600
+    in 0700. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def _engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
         )
