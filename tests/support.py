@@ -10,6 +10,7 @@ import orjson
 
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
+from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.domain.users import Role, User
 from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
@@ -26,6 +27,19 @@ DOMINO_SAMPLE_EVENT = orjson.loads(
 DOMINO_EVENT_FIELDS = frozenset(DOMINO_SAMPLE_EVENT)
 """The seven fields of an event in Domino's audit API, taken from Domino's own sample so that
 tests hold the code to the contract rather than to itself."""
+
+
+def new_event(timestamp_ms: int, **fields: Any) -> NewAuditEvent:
+    """An event to append in a test: alice's access to ``ds`` unless ``fields`` say otherwise."""
+    defaults: dict[str, Any] = {
+        "event_kind": EventKind.ACCESS_DATA_SOURCE,
+        "data_source_id": "d" * 24,
+        "data_source_name": "ds",
+        "data_source_type": "S3Config",
+        "performed_by": "a" * 24,
+        "performed_by_username": "alice",
+    }
+    return NewAuditEvent(timestamp_ms=timestamp_ms, **{**defaults, **fields})
 
 
 class SettableClock:

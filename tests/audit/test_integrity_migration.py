@@ -24,6 +24,7 @@ from dstrail.settings import Settings
 from dstrail.store import Store
 from dstrail.store.engine import MIGRATIONS_DIR
 from tests.conftest import PG_ADMIN_URL, _pg_url
+from tests.support import new_event
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -74,14 +75,11 @@ def test_events_from_before_0002_get_their_leaves(empty_url: str, tmp_path: Path
     try:
         with dstrail.store.write() as tx:
             tx.audit.append(
-                NewAuditEvent(
+                new_event(
+                    1_700_000_001_000,
                     event_kind=EventKind.DELETE_DATA_SOURCE,
                     data_source_id="b" * 24,
                     data_source_name="old",
-                    data_source_type="S3Config",
-                    performed_by="a" * 24,
-                    performed_by_username="alice",
-                    timestamp_ms=1_700_000_001_000,
                 )
             )
         report = verify_store(dstrail.store, public_key=dstrail.signer.public_raw)

@@ -16,6 +16,7 @@ from dstrail.cli import main
 from dstrail.context import Dstrail
 from dstrail.domain.trail import EventKind, NewAuditEvent, StoredEvent, event_leaf, merkle
 from dstrail.settings import Settings
+from tests.support import new_event
 
 EVENTS = 45
 
@@ -235,14 +236,11 @@ def test_a_checkpoint_signed_by_another_key_is_named(trail: Dstrail, tmp_path: P
     try:
         with trail.store.write() as tx:
             tx.audit.append(
-                NewAuditEvent(
+                new_event(
+                    trail.clock(),
                     event_kind=EventKind.DELETE_DATA_SOURCE,
                     data_source_id="e" * 24,
                     data_source_name="ds-0",
-                    data_source_type="S3Config",
-                    performed_by="a" * 24,
-                    performed_by_username="alice",
-                    timestamp_ms=trail.clock(),
                 )
             )
         checkpoint_now(impostor.store, now_ms=trail.clock() + 1)

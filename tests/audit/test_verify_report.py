@@ -9,9 +9,9 @@ import pytest
 
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail
-from dstrail.domain.trail import EventKind, NewAuditEvent
 from dstrail.settings import Settings
 from tests.audit.test_integrity_tamper import attack
+from tests.support import new_event
 
 EVENTS = 300
 
@@ -29,17 +29,7 @@ def trail(dstrail: Dstrail) -> Dstrail:
     now = dstrail.clock()
     with dstrail.store.write() as tx:
         for i in range(EVENTS):
-            tx.audit.record(
-                NewAuditEvent(
-                    event_kind=EventKind.ACCESS_DATA_SOURCE,
-                    data_source_id=f"{i:024x}",
-                    data_source_name="ds",
-                    data_source_type="S3Config",
-                    performed_by="a" * 24,
-                    performed_by_username="alice",
-                    timestamp_ms=now - (EVENTS - i),
-                )
-            )
+            tx.audit.record(new_event(now - (EVENTS - i), data_source_id=f"{i:024x}"))
     return dstrail
 
 

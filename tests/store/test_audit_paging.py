@@ -10,7 +10,8 @@ from sqlalchemy import event
 from dstrail.audit.query import iter_chunks
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import AuditFilter, Cursor
-from dstrail.domain.trail import SEQ, TS_MS, EventKind, NewAuditEvent
+from dstrail.domain.trail import SEQ, TS_MS
+from tests.support import new_event
 
 T0 = 1_700_000_000_000
 
@@ -18,17 +19,7 @@ T0 = 1_700_000_000_000
 def _fill(dstrail: Dstrail, count: int) -> None:
     with dstrail.store.write() as tx:
         for i in range(count):
-            tx.audit.record(
-                NewAuditEvent(
-                    event_kind=EventKind.ACCESS_DATA_SOURCE,
-                    data_source_id="d" * 24,
-                    data_source_name="ds",
-                    data_source_type="S3Config",
-                    performed_by="a" * 24,
-                    performed_by_username="alice",
-                    timestamp_ms=T0 + i // 3,  # three events share each millisecond
-                )
-            )
+            tx.audit.record(new_event(T0 + i // 3))  # three events share each millisecond
 
 
 def test_chunks_together_are_the_window_in_order(dstrail: Dstrail) -> None:
