@@ -19,7 +19,7 @@ from sqlalchemy import text
 from dstrail.audit.checkpoints import start_checkpoint_ticker
 from dstrail.audit.verify import verify_store
 from dstrail.context import Dstrail, open_dstrail
-from dstrail.domain.trail import EventKind, NewAuditEvent, merkle
+from dstrail.domain.trail import EventKind, merkle
 from dstrail.settings import Settings
 from dstrail.store import Store
 from dstrail.store.engine import MIGRATIONS_DIR
@@ -106,14 +106,11 @@ def test_the_tick_checkpoints_an_idle_trail(dstrail: Dstrail) -> None:
     with dstrail.store.write() as tx:
         for i in range(3):
             tx.audit.append(
-                NewAuditEvent(
+                new_event(
+                    dstrail.clock(),
                     event_kind=EventKind.CREATE_DATA_SOURCE,
                     data_source_id=f"{i:024x}",
                     data_source_name=f"ds-{i}",
-                    data_source_type="S3Config",
-                    performed_by="a" * 24,
-                    performed_by_username="alice",
-                    timestamp_ms=dstrail.clock(),
                 )
             )
     with dstrail.store.read() as tx:
@@ -141,14 +138,10 @@ def test_concurrent_appenders_keep_one_consistent_tree(dstrail: Dstrail) -> None
             for i in range(25):
                 with dstrail.store.write() as tx:
                     tx.audit.append(
-                        NewAuditEvent(
-                            event_kind=EventKind.ACCESS_DATA_SOURCE,
+                        new_event(
+                            dstrail.clock(),
                             data_source_id=f"{worker:012x}{i:012x}",
                             data_source_name=f"ds-{worker}",
-                            data_source_type="S3Config",
-                            performed_by="a" * 24,
-                            performed_by_username="alice",
-                            timestamp_ms=dstrail.clock(),
                         )
                     )
         except BaseException as error:  # reported below, on the test's thread
