@@ -138,6 +138,20 @@ def test_anyone_else_is_refused_with_not_permitted_and_the_refusal_is_recorded(
     assert events[1].metadata["operation"] == "objectKey"
 
 
+def test_a_wrong_kind_of_operation_from_an_outsider_is_refused_not_described(
+    dstrail: Dstrail, ds: DataSource
+) -> None:
+    """Refused (and recorded) before the type is checked: an outsider who sends a query to an
+    object store learns nothing of its type, and the attempt is in the trail."""
+    carol = make_user(dstrail, "carol")
+    query = functools.partial(access.query_operation, "SELECT 1")
+    with pytest.raises(AccessRefused) as refused:
+        use(dstrail, ds, api_key=carol.api_key, operation=query)
+    assert ds.data_source_type not in refused.value.message
+    assert [e.kind for e in trail(dstrail)][-1] == EventKind.ACCESS_REFUSED
+    assert trail(dstrail)[-1].metadata["operation"] == "query"
+
+
 # -- which run it belongs to ------------------------------------------------------------------
 
 

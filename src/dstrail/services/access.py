@@ -339,14 +339,16 @@ def grant(
     """Allow (and record) one call of the data path; ``AccessRefused`` when it may not happen."""
     operation = request.operation()
     ds = _active_by_id(tx, request.data_source_id)
+    details = operation.details
+    claim = request.claim
+    # Decided before the type is checked: a caller who may not use the data source is refused
+    # (and recorded) whatever they asked for, and learns nothing of its type.
+    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
     if ds.data_source_type not in operation.types:
         raise InvalidInput(
             f"data source {ds.name!r} is a {ds.data_source_type}, not {operation.kind}; "
             "accepted: " + ", ".join(sorted(operation.types))
         )
-    details = operation.details
-    claim = request.claim
-    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
     config, overwritten = _checked_overwrites(
         ds, request.config_overwrites, request.credential_overwrites
     )
