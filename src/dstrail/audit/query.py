@@ -61,13 +61,17 @@ class AuditParameters(BaseModel):
         return tuple(field.alias or name for name, field in cls.model_fields.items())
 
     @classmethod
+    def repeatable(cls) -> frozenset[str]:
+        """The field names of the list parameters (the key repeats: ``?eventKinds=A&eventKinds=B``)."""
+        return frozenset(
+            n for n, field in cls.model_fields.items() if field.annotation == list[str]
+        )
+
+    @classmethod
     def single_valued(cls) -> tuple[str, ...]:
         """The names of the parameters given at most once (the times)."""
-        return tuple(
-            field.alias or name
-            for name, field in cls.model_fields.items()
-            if field.annotation != list[str]
-        )
+        many = cls.repeatable()
+        return tuple(f.alias or n for n, f in cls.model_fields.items() if n not in many)
 
     def to_filter(self, *, now_ms: int, labels: Mapping[str, str] | None = None) -> AuditFilter:
         """The filter these parameters describe, with the audit API's window rules;

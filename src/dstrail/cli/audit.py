@@ -38,9 +38,7 @@ def _option(name: str, many: bool) -> str:
     return "--" + singular.replace("_", "-")
 
 
-_MANY = {
-    name: field.annotation == list[str] for name, field in AuditParameters.model_fields.items()
-}
+_MANY = {name: name in AuditParameters.repeatable() for name in AuditParameters.model_fields}
 CLI_LABELS = {name: _option(name, many) for name, many in _MANY.items()}
 """The option of each filter, which errors name."""
 
