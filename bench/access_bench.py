@@ -28,7 +28,7 @@ import psycopg
 from dstrail.context import open_dstrail
 from dstrail.domain.datasources import CredentialType, Permissions
 from dstrail.domain.projects import RunType
-from dstrail.domain.users import Role
+from dstrail.domain.users import OPERATOR, Role
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
@@ -51,13 +51,14 @@ def populate(settings: Settings) -> tuple[str, str]:
     now = dstrail.clock()
     with dstrail.store.write() as tx:
         user, key = user_service.create_user(
-            tx, username="bench", email="bench@example.com", role=Role.USER, now_ms=now
-        )
+            tx, actor=OPERATOR, username="bench", email="bench@example.com", role=Role.USER,
+            now_ms=now,
+        )  # fmt: skip
         project = project_service.create_project(
-            tx, name="bench", owner=user, collaborators=[], now_ms=now
+            tx, actor=user, name="bench", owner=user, collaborators=[], now_ms=now
         )
         run = run_service.start_run(
-            tx, project=project, user=user, run_type=RunType.BATCH, now_ms=now
+            tx, actor=user, project=project, user=user, run_type=RunType.BATCH, now_ms=now
         )
         spec = ds_service.DataSourceCreate(
             name="bench-ds",
@@ -71,7 +72,7 @@ def populate(settings: Settings) -> tuple[str, str]:
             tx, CredentialVault(dstrail.keys.encryption_key), spec=spec, actor=user, now_ms=now
         )
     dstrail.store.dispose()
-    return key, run.id
+    return key.secret, run.id
 
 
 def measure(

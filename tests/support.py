@@ -11,7 +11,7 @@ import orjson
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.trail import EventKind, NewAuditEvent
-from dstrail.domain.users import Role, User
+from dstrail.domain.users import OPERATOR, Role, User
 from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
 from dstrail.services.credentials import CredentialVault
@@ -78,12 +78,13 @@ def make_user(dstrail: Dstrail, username: str, role: Role = Role.USER) -> Login:
     with dstrail.store.write() as tx:
         user, api_key = user_service.create_user(
             tx,
+            actor=OPERATOR,
             username=username,
             email=f"{username}@example.com",
             role=role,
             now_ms=dstrail.clock(),
         )
-    return Login(user=user, api_key=api_key)
+    return Login(user=user, api_key=api_key.secret)
 
 
 def audit_count(dstrail: Dstrail) -> int:

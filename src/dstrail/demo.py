@@ -19,7 +19,7 @@ from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.timestamps import DAY_MS, parse_iso
 from dstrail.domain.trail import EventKind
-from dstrail.domain.users import Role, User
+from dstrail.domain.users import OPERATOR, Role, User
 from dstrail.services import credentials as credential_service
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
@@ -46,8 +46,10 @@ def load_demo(dstrail: Dstrail, *, seed: int = 7) -> DemoLogin:
     with dstrail.store.write() as tx:
         admin = user_service.find_user(tx, ADMIN_USERNAME)
         if admin is not None:
-            key = user_service.issue_api_key(tx, user=admin, label="demo", now_ms=now)
-            return DemoLogin(ADMIN_USERNAME, key, created=False)
+            fresh = user_service.issue_api_key(
+                tx, actor=OPERATOR, user=admin, label="demo", now_ms=now
+            )
+            return DemoLogin(ADMIN_USERNAME, fresh.secret, created=False)
     # History is written with its own times: a policy that signs by elapsed time would sign a
     # checkpoint at nearly every historic event. Load it signing every 1,000 events only, then
     # sign one checkpoint of the whole history now.
@@ -100,7 +102,7 @@ def _reference_samples(dstrail: Dstrail, *, admin: User, user: User, project: Pr
         ]  # fmt: skip
         snowflake, s3 = sources
         run = run_service.start_run(
-            tx, project=project, user=user, run_type=RunType.WORKSPACE,
+            tx, actor=user, project=project, user=user, run_type=RunType.WORKSPACE,
             now_ms=at("2023-02-05T08:00:00.000Z"),
         )  # fmt: skip
         for ds, when in ((snowflake, "2023-02-05T21:40:01.449Z"), (s3, "2023-08-21T21:30:05.439Z")):
@@ -108,7 +110,7 @@ def _reference_samples(dstrail: Dstrail, *, admin: User, user: User, project: Pr
                 tx, kind=EventKind.ACCESS_DATA_SOURCE, data_source=ds, actor=user, now_ms=at(when),
                 run=run, metadata={"clientSource": "Python", "operation": "getDataSource"},
             )  # fmt: skip
-        run_service.stop_run(tx, run_id=run.id, now_ms=at("2023-08-22T09:00:00.000Z"), actor=None)
+        run_service.stop_run(tx, run_id=run.id, now_ms=at("2023-08-22T09:00:00.000Z"), actor=user)
         for ds, when in ((snowflake, "2023-08-23T21:40:21.669Z"), (s3, "2023-09-01T12:00:00.000Z")):
             ds_service.delete_data_source(tx, data_source_id=ds.id, actor=admin, now_ms=at(when))
 
@@ -125,12 +127,17 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
     begin = SAMPLES_START_MS
     with dstrail.store.write() as tx:
         admin, admin_key = user_service.create_user(
-            tx, username=ADMIN_USERNAME, email="admin@example.com", role=Role.SYS_ADMIN,
-            now_ms=begin,
+            tx, actor=OPERATOR, username=ADMIN_USERNAME, email="admin@example.com",
+            role=Role.SYS_ADMIN, now_ms=begin,
         )  # fmt: skip
         people = {
             name: user_service.create_user(
-                tx, username=name, email=f"{name}@example.com", role=role, now_ms=begin
+                tx,
+                actor=admin,
+                username=name,
+                email=f"{name}@example.com",
+                role=role,
+                now_ms=begin,
             )[0]
             for name, role in (
                 ("sample-user", Role.USER),
@@ -141,10 +148,10 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
         }
         user, ds2, mle = people["sample-user"], people["data-scientist-2"], people["ml-engineer"]
         churn = project_service.create_project(
-            tx, name="churn-model", owner=user, collaborators=[ds2], now_ms=begin
+            tx, actor=user, name="churn-model", owner=user, collaborators=[ds2], now_ms=begin
         )
         fraud = project_service.create_project(
-            tx, name="fraud-detection", owner=mle, collaborators=[user], now_ms=begin
+            tx, actor=mle, name="fraud-detection", owner=mle, collaborators=[user], now_ms=begin
         )
     _reference_samples(dstrail, admin=admin, user=user, project=churn)
 
@@ -271,7 +278,7 @@ def _load_history(dstrail: Dstrail, rng: random.Random, *, now_ms: int) -> str:
                     tx, data_source_id=snowflake.id, project_id=fraud.id, actor=mle, now_ms=t + 1
                 )
             accessible[fraud.id] = [postgres]
-    return admin_key
+    return admin_key.secret
 
 
 DEMO_FILES = {
@@ -314,6 +321,7 @@ def _start_runs(
         for project, who, kind in plans:
             run = run_service.start_run(
                 tx,
+                actor=who,
                 project=project,
                 user=who,
                 run_type=kind,

@@ -427,16 +427,26 @@ def test_extension_filters_by_user_project_and_run(
     create(client, bob, "bob-ds")
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name="proj", owner=alice.user, collaborators=[bob.user], now_ms=clock()
+            tx,
+            actor=alice.user,
+            name="proj",
+            owner=alice.user,
+            collaborators=[bob.user],
+            now_ms=clock(),
         )
         other = project_service.create_project(
-            tx, name="other", owner=bob.user, collaborators=[], now_ms=clock()
+            tx, actor=bob.user, name="other", owner=bob.user, collaborators=[], now_ms=clock()
         )
         run = run_service.start_run(
-            tx, project=project, user=bob.user, run_type=RunType.BATCH, now_ms=clock()
+            tx,
+            actor=bob.user,
+            project=project,
+            user=bob.user,
+            run_type=RunType.BATCH,
+            now_ms=clock(),
         )
         other_run = run_service.start_run(
-            tx, project=other, user=bob.user, run_type=RunType.APP, now_ms=clock()
+            tx, actor=bob.user, project=other, user=bob.user, run_type=RunType.APP, now_ms=clock()
         )
     attached = client.post(
         f"/v4/datasource/{mine['id']}/projects/{project.id}", headers=alice.headers
@@ -591,10 +601,10 @@ def test_downloads_and_export(
     append(dstrail, T0 - 500, name="recent")
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name="p", owner=alice.user, collaborators=[], now_ms=T0
+            tx, actor=alice.user, name="p", owner=alice.user, collaborators=[], now_ms=T0
         )
         run = run_service.start_run(
-            tx, project=project, user=alice.user, run_type=RunType.APP, now_ms=T0
+            tx, actor=alice.user, project=project, user=alice.user, run_type=RunType.APP, now_ms=T0
         )
     ds = create(client, alice, "run-ds")
     with dstrail.store.write() as tx:

@@ -62,6 +62,7 @@ def project(dstrail: Dstrail, name: str, owner: Login, *collaborators: Login) ->
     with dstrail.store.write() as tx:
         return project_service.create_project(
             tx,
+            actor=owner.user,
             name=name,
             owner=owner.user,
             collaborators=[c.user for c in collaborators],

@@ -58,7 +58,12 @@ def sample(client: TestClient, dstrail: Dstrail, clock: SettableClock, admin: Lo
     user = make_user(dstrail, "sample-user")
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name="sample-project", owner=user.user, collaborators=[], now_ms=clock()
+            tx,
+            actor=user.user,
+            name="sample-project",
+            owner=user.user,
+            collaborators=[],
+            now_ms=clock(),
         )
     clock.now_ms = at("2023-02-01T10:00:00.000Z")
     snowflake_id = post_data_source(
@@ -77,7 +82,12 @@ def sample(client: TestClient, dstrail: Dstrail, clock: SettableClock, admin: Lo
     clock.now_ms = at("2023-02-05T08:00:00.000Z")
     with dstrail.store.write() as tx:
         run = run_service.start_run(
-            tx, project=project, user=user.user, run_type=RunType.WORKSPACE, now_ms=clock()
+            tx,
+            actor=user.user,
+            project=project,
+            user=user.user,
+            run_type=RunType.WORKSPACE,
+            now_ms=clock(),
         )
     clock.now_ms = at("2023-08-01T10:00:00.000Z")
     s3_id = post_data_source(

@@ -47,7 +47,12 @@ def test_refused_changes_are_recorded_and_change_nothing(
     ds = client.post(V1, json=body, headers=alice.headers).json()
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name="alices", owner=alice.user, collaborators=[], now_ms=dstrail.clock()
+            tx,
+            actor=alice.user,
+            name="alices",
+            owner=alice.user,
+            collaborators=[],
+            now_ms=dstrail.clock(),
         )
     v4 = f"/v4/datasource/{ds['id']}"
     attempts = {

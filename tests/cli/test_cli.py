@@ -20,12 +20,14 @@ import jwt
 import orjson
 import pytest
 
+from dstrail.audit.query import read_page
 from dstrail.audit.recorder import record_event
 from dstrail.context import Dstrail, open_dstrail
+from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.datasources import CredentialType, Permissions
 from dstrail.domain.timestamps import DAY_MS, format_ms, system_clock
-from dstrail.domain.trail import EventKind
-from dstrail.domain.users import Role
+from dstrail.domain.trail import EVENT_KIND, PERFORMED_BY, PLATFORM_KINDS, EventKind
+from dstrail.domain.users import OPERATOR, Role
 from dstrail.services import datasources as ds_service
 from dstrail.services import users as user_service
 from dstrail.services.credentials import CredentialVault
@@ -105,6 +107,11 @@ def refused(result: subprocess.CompletedProcess[str], *named: str, status: int =
     return line
 
 
+PLATFORM_CHANGES = AuditFilter(
+    start_ms=0, end_ms=2**62, event_kinds=tuple(k for k in EventKind if k in PLATFORM_KINDS)
+)
+
+
 @pytest.fixture
 def target(database_url: str, tmp_path: Path) -> Target:
     return Target(database_url=database_url, data_dir=tmp_path / "cli-data")
@@ -112,7 +119,7 @@ def target(database_url: str, tmp_path: Path) -> Target:
 
 def test_users_projects_runs(target: Target) -> None:
     admin = ok_json(target.run("users", "create", "ops-admin", "--role", "SysAdmin"))
-    assert set(admin) == {"id", "username", "role", "apiKey"}
+    assert set(admin) == {"id", "username", "role", "apiKey", "apiKeyId"}
     assert (admin["username"], admin["role"]) == ("ops-admin", "SysAdmin")
     alice = ok_json(target.run("users", "create", "alice", "--email", "alice@example.com"))
     assert alice["role"] == "User"
@@ -145,9 +152,15 @@ def test_users_projects_runs(target: Target) -> None:
             assert not stored_run.is_running
             keys = [r[0] for r in tx.connection.exec_driver_sql("SELECT key_hash FROM api_keys")]
             assert alice["apiKey"] not in keys
-            assert tx.audit.size() == 0
+            recorded = read_page(tx, PLATFORM_CHANGES, after=None, size=100).rows
     finally:
         opened.store.dispose()
+    # each change is in the trail, made by the operator (the CLI signs in as nobody)
+    assert [row[EVENT_KIND] for row in reversed(recorded)] == [
+        "UserCreated", "ApiKeyIssued", "UserCreated", "ApiKeyIssued", "ProjectCreated",
+        "RunStarted", "RunStopped",
+    ]  # fmt: skip
+    assert {row[PERFORMED_BY] for row in recorded} == {OPERATOR.id}
 
     # a second key, and the JSON-lines listing
     again = ok_json(target.run("users", "api-key", "alice"))
@@ -164,6 +177,43 @@ def test_users_projects_runs(target: Target) -> None:
     assert target.state() == before
 
 
+def test_roles_keys_and_collaborators(target: Target) -> None:
+    alice = ok_json(target.run("users", "create", "alice"))
+    ok_json(target.run("users", "create", "bob"))
+    ok_json(target.run("projects", "create", "churn", "--owner", "alice"))
+    assert ok_json(target.run("users", "set-role", "alice", "Auditor"))["role"] == "Auditor"
+    keys = target.run("users", "api-keys", "alice")
+    assert keys.returncode == 0, keys.stderr
+    (listed,) = [orjson.loads(line) for line in keys.stdout.splitlines()]
+    assert set(listed) == {"id", "label", "created", "revoked", "live"}
+    assert (listed["id"], listed["live"]) == (alice["apiKeyId"], True)
+    assert alice["apiKey"] not in keys.stdout
+    revoked = ok_json(target.run("users", "revoke-key", "alice", alice["apiKeyId"]))
+    assert revoked["live"] is False
+    added = ok_json(target.run("projects", "add-collaborator", "churn", "bob"))
+    assert len(added["collaboratorIds"]) == 1
+    removed = ok_json(target.run("projects", "remove-collaborator", "churn", "bob"))
+    assert removed["collaboratorIds"] == []
+
+    before = target.state()
+    refused(target.run("users", "set-role", "alice", "Root"), "Root", "SysAdmin")
+    refused(target.run("users", "revoke-key", "alice", alice["apiKeyId"]), "no live", status=1)
+    refused(target.run("projects", "remove-collaborator", "churn", "bob"), "bob", status=1)
+    refused(target.run("projects", "add-collaborator", "churn", "nobody"), "nobody", status=1)
+    assert target.state() == before
+    opened = target.open()
+    try:
+        with opened.store.read() as tx:
+            assert user_service.user_by_api_key(tx, alice["apiKey"]) is None
+            recorded = read_page(tx, PLATFORM_CHANGES, after=None, size=100).rows
+    finally:
+        opened.store.dispose()
+    assert [row[EVENT_KIND] for row in recorded[:4]] == [
+        "ProjectCollaboratorRemoved", "ProjectCollaboratorAdded", "ApiKeyRevoked",
+        "UserRoleChanged",
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def history(target: Target) -> Iterator[dict[str, str]]:
     """Events an hour ago and three days ago, written in-process at real times."""
@@ -172,7 +222,12 @@ def history(target: Target) -> Iterator[dict[str, str]]:
     vault = CredentialVault(opened.keys.encryption_key)
     with opened.store.write() as tx:
         admin, _ = user_service.create_user(
-            tx, username="admin", email=None, role=Role.SYS_ADMIN, now_ms=now - 4 * DAY_MS
+            tx,
+            actor=OPERATOR,
+            username="admin",
+            email=None,
+            role=Role.SYS_ADMIN,
+            now_ms=now - 4 * DAY_MS,
         )
     ids: dict[str, str] = {"admin": admin.id}
     for name, when in (("old-ds", now - 3 * DAY_MS), ("=formula-ds", now - 3_600_000)):
@@ -457,6 +512,7 @@ def test_demo_loads_once_and_prints_a_key_and_a_curl_line(target: Target) -> Non
     second = target.run("demo", "--no-serve")
     assert second.returncode == 0, second.stderr
     assert "already present" in second.stdout
-    users, keys, *rest = target.state()
-    assert (users, *rest) == (state[0], *state[2:])
+    users, keys, *rest, events = target.state()
+    assert (users, *rest) == (state[0], *state[2:-1])
     assert len(keys) == len(state[1]) + 1
+    assert events == state[-1] + 1  # ApiKeyIssued

@@ -28,7 +28,7 @@ import pytest
 from dstrail.context import open_dstrail
 from dstrail.domain.datasources import CredentialType, Permissions
 from dstrail.domain.projects import RunType
-from dstrail.domain.users import Role
+from dstrail.domain.users import OPERATOR, Role
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
@@ -228,13 +228,23 @@ def _populate(world: World, moto: str) -> None:
             ("carol", Role.USER),
         ):
             user, key = user_service.create_user(
-                tx, username=name, email=f"{name}@example.com", role=role, now_ms=now
+                tx,
+                actor=OPERATOR,
+                username=name,
+                email=f"{name}@example.com",
+                role=role,
+                now_ms=now,
             )
             users[name] = user
-            world.keys[name] = key
+            world.keys[name] = key.secret
             world.user_ids[name] = user.id
         project = project_service.create_project(
-            tx, name="churn", owner=users["alice"], collaborators=[users["bob"]], now_ms=now
+            tx,
+            actor=users["alice"],
+            name="churn",
+            owner=users["alice"],
+            collaborators=[users["bob"]],
+            now_ms=now,
         )
         world.project_id = project.id
         for label, who, kind in (
@@ -244,13 +254,13 @@ def _populate(world: World, moto: str) -> None:
             ("alice-ended", "alice", RunType.APP),
         ):
             run = run_service.start_run(
-                tx, project=project, user=users[who], run_type=kind, now_ms=now
+                tx, actor=users[who], project=project, user=users[who], run_type=kind, now_ms=now
             )
             world.runs[label] = run.id
             world.tokens[label] = run_service.issue_run_token(
                 run, signing_key=dstrail.keys.signing_key, now_ms=now
             )
-        run_service.stop_run(tx, run_id=world.runs["alice-ended"], now_ms=now, actor=None)
+        run_service.stop_run(tx, run_id=world.runs["alice-ended"], now_ms=now, actor=OPERATOR)
 
         def create(
             name: str,

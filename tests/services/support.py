@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -13,6 +14,7 @@ from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Project, Run, RunType
 from dstrail.domain.trail import (
     DATA_SOURCE_ID,
+    DATA_SOURCE_KINDS,
     DATA_SOURCE_NAME,
     EVENT_KIND,
     METADATA,
@@ -41,11 +43,14 @@ class Recorded:
     """The whole row as text, to search for what must never be recorded."""
 
 
-def trail(dstrail: Dstrail) -> list[Recorded]:
-    """Every event of the trail (extensions included), oldest first."""
-    every_kind = AuditFilter(start_ms=0, end_ms=dstrail.clock(), event_kinds=tuple(EventKind))
+def trail(dstrail: Dstrail, of: Collection[EventKind] = DATA_SOURCE_KINDS) -> list[Recorded]:
+    """The events of the kinds ``of``, oldest first: by default every data source event
+    (extensions included), without the platform changes that making the test's users made."""
+    named = AuditFilter(
+        start_ms=0, end_ms=dstrail.clock(), event_kinds=tuple(k for k in EventKind if k in of)
+    )
     with dstrail.store.read() as tx:
-        page = read_page(tx, every_kind, after=None, size=1000)
+        page = read_page(tx, named, after=None, size=1000)
     assert page.next is None, "more events than a test should make"
     return [
         Recorded(
@@ -60,9 +65,9 @@ def trail(dstrail: Dstrail) -> list[Recorded]:
     ]
 
 
-def kinds(dstrail: Dstrail) -> list[str]:
-    """The kinds of the trail's events, oldest first."""
-    return [event.kind for event in trail(dstrail)]
+def kinds(dstrail: Dstrail, of: Collection[EventKind] = DATA_SOURCE_KINDS) -> list[str]:
+    """The kinds of the trail's events (of the kinds ``of``), oldest first."""
+    return [event.kind for event in trail(dstrail, of)]
 
 
 def last(dstrail: Dstrail) -> Recorded:

@@ -9,6 +9,7 @@ import pytest
 from dstrail.context import Dstrail
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID
 from dstrail.domain.projects import Project, Run, RunType
+from dstrail.domain.users import OPERATOR
 from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dstrail.services import runs as run_service
 from tests.services.support import DATA_PLANE_ID, kinds, make_project, start_run, stored_run
@@ -39,7 +40,7 @@ def start_by_ids(
 def stop(dstrail: Dstrail, run: Run, actor: Login | None) -> Run:
     with dstrail.store.write() as tx:
         return run_service.stop_run(
-            tx, run_id=run.id, now_ms=dstrail.clock(), actor=actor.user if actor else None
+            tx, run_id=run.id, now_ms=dstrail.clock(), actor=actor.user if actor else OPERATOR
         )
 
 

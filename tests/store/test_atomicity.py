@@ -44,34 +44,41 @@ def sequences(dstrail: Dstrail) -> list[int]:
         return [row[0] for row in tx.connection.exec_driver_sql("SELECT seq FROM audit_events")]
 
 
+def numbers(count: int) -> list[int]:
+    """The sequence numbers of a dense trail of ``count`` events."""
+    return list(range(1, count + 1))
+
+
 def test_a_crash_after_the_change_leaves_nothing(
     dstrail: Dstrail, clock: SettableClock, alice: Login
 ) -> None:
+    base = audit_count(dstrail)  # making alice recorded her creation and her key
     with pytest.raises(Boom), dstrail.store.write() as tx:
         created = ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("half-done"), actor=alice.user, now_ms=clock()
         )
         assert tx.data_sources.by_id(created.id) is not None
         tx.audit.append_deferred()  # its event written too (else only before the commit)
-        assert tx.audit.size() == 1
+        assert tx.audit.size() == base + 1
         raise Boom
     with dstrail.store.read() as tx:
         assert tx.data_sources.by_id(created.id) is None
         assert tx.data_sources.all(include_deleted=True) == []
         assert tx.data_sources.credential_holders(created.id) == []
-        assert tx.audit.size() == 0
-    assert sequences(dstrail) == []
-    # the name was never taken, and the next event is number 1
+        assert tx.audit.size() == base
+    assert sorted(sequences(dstrail)) == numbers(base)
+    # the name was never taken, and the next event takes the next number
     with dstrail.store.write() as tx:
         ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("half-done"), actor=alice.user, now_ms=clock()
         )
-    assert sequences(dstrail) == [1]
+    assert sorted(sequences(dstrail)) == numbers(base + 1)
 
 
 def test_a_refused_second_step_undoes_the_first(
     dstrail: Dstrail, clock: SettableClock, alice: Login
 ) -> None:
+    base = audit_count(dstrail)
     with dstrail.store.write() as tx:
         kept = ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("kept"), actor=alice.user, now_ms=clock()
@@ -85,19 +92,20 @@ def test_a_refused_second_step_undoes_the_first(
             now_ms=clock(),
         )
         tx.audit.append_deferred()
-        assert tx.audit.size() == 2
+        assert tx.audit.size() == base + 2
         ds_service.transfer_ownership(
             tx, data_source_id=kept.id, new_owner_id="f" * 24, actor=alice.user, now_ms=clock()
         )
     with dstrail.store.read() as tx:
         assert tx.data_sources.by_id(kept.id) == kept
-        assert tx.audit.size() == 1
-    assert sequences(dstrail) == [1]
+        assert tx.audit.size() == base + 1
+    assert sorted(sequences(dstrail)) == numbers(base + 1)
 
 
 def test_a_conflict_inside_a_transaction_keeps_nothing_of_it(
     dstrail: Dstrail, clock: SettableClock, alice: Login, bob: Login
 ) -> None:
+    base = audit_count(dstrail)
     with pytest.raises(Conflict), dstrail.store.write() as tx:
         ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("twice"), actor=alice.user, now_ms=clock()
@@ -105,7 +113,7 @@ def test_a_conflict_inside_a_transaction_keeps_nothing_of_it(
         ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("twice"), actor=bob.user, now_ms=clock()
         )
-    assert audit_count(dstrail) == 0
+    assert audit_count(dstrail) == base
     with dstrail.store.read() as tx:
         assert tx.data_sources.all(include_deleted=True) == []
 
@@ -113,29 +121,32 @@ def test_a_conflict_inside_a_transaction_keeps_nothing_of_it(
 def test_events_cannot_be_updated_or_deleted(
     dstrail: Dstrail, clock: SettableClock, alice: Login
 ) -> None:
+    base = audit_count(dstrail)
     with dstrail.store.write() as tx:
         ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("append-only"), actor=alice.user, now_ms=clock()
         )
+    seq = base + 1
     with dstrail.store.read() as tx:
-        before = tx.audit.by_sequence(1)
+        before = tx.audit.by_sequence(seq)
     assert before is not None
     for statement in (
-        "UPDATE audit_events SET data_source_name = 'rewritten' WHERE seq = 1",
+        f"UPDATE audit_events SET data_source_name = 'rewritten' WHERE seq = {seq}",
         "UPDATE audit_events SET ts_ms = 0",
-        "DELETE FROM audit_events WHERE seq = 1",
+        f"DELETE FROM audit_events WHERE seq = {seq}",
         "DELETE FROM audit_events",
     ):
         with pytest.raises(DBAPIError, match="append-only"), dstrail.store.write() as tx:
             tx.connection.exec_driver_sql(statement)
     with dstrail.store.read() as tx:
-        assert tx.audit.by_sequence(1) == before
-        assert tx.audit.size() == 1
+        assert tx.audit.by_sequence(seq) == before
+        assert tx.audit.size() == base + 1
 
 
 def test_sequences_are_dense_in_commit_order(
     dstrail: Dstrail, clock: SettableClock, alice: Login, bob: Login
 ) -> None:
+    base = audit_count(dstrail)
     with dstrail.store.write() as tx:
         ds = ds_service.create_data_source(
             tx, vault(dstrail), spec=spec("seq-ds"), actor=alice.user, now_ms=clock()
@@ -158,10 +169,11 @@ def test_sequences_are_dense_in_commit_order(
             raise Boom
     with dstrail.store.write() as tx:
         ds_service.delete_data_source(tx, data_source_id=ds.id, actor=alice.user, now_ms=clock())
-    assert sorted(sequences(dstrail)) == [1, 2, 3, 4, 5]
+    assert sorted(sequences(dstrail)) == numbers(base + 5)
     with dstrail.store.read() as tx:
-        kinds = [row[3] for row in (tx.audit.by_sequence(seq) for seq in range(1, 6)) if row]
-        assert tx.audit.size() == 5
+        mine = range(base + 1, base + 6)
+        kinds = [row[3] for row in (tx.audit.by_sequence(seq) for seq in mine) if row]
+        assert tx.audit.size() == base + 5
     assert kinds == [
         EventKind.CREATE_DATA_SOURCE,
         *[EventKind.CHANGE_OF_PERMISSIONS] * 3,
@@ -222,6 +234,7 @@ def test_concurrent_writers_get_dense_sequences(dstrail: Dstrail, clock: Settabl
 def test_racing_creates_of_one_name_leave_one_data_source_and_one_event(
     dstrail: Dstrail, clock: SettableClock, alice: Login, bob: Login
 ) -> None:
+    base = audit_count(dstrail)
     racers = 6
     start = threading.Barrier(racers)
     outcomes: list[str] = []
@@ -254,5 +267,5 @@ def test_racing_creates_of_one_name_leave_one_data_source_and_one_event(
     assert sorted(outcomes) == ["conflict"] * (racers - 1) + ["created"]
     with dstrail.store.read() as tx:
         assert [ds.name for ds in tx.data_sources.all(include_deleted=True)] == ["race-ds"]
-        assert tx.audit.size() == 1
-    assert sequences(dstrail) == [1]
+        assert tx.audit.size() == base + 1
+    assert sorted(sequences(dstrail)) == numbers(base + 1)

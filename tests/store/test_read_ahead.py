@@ -31,10 +31,15 @@ def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
     now = dstrail.clock()
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name="p", owner=alice.user, collaborators=[], now_ms=now
+            tx, actor=alice.user, name="p", owner=alice.user, collaborators=[], now_ms=now
         )
         run = run_service.start_run(
-            tx, project=project, user=alice.user, run_type=RunType.BATCH, now_ms=now
+            tx,
+            actor=alice.user,
+            project=project,
+            user=alice.user,
+            run_type=RunType.BATCH,
+            now_ms=now,
         )
     created = create_dataset(  # as the service built it, not as read back
         dstrail,

@@ -71,10 +71,20 @@ def project_and_run(dstrail: Dstrail, owner: Login, name: str) -> tuple[Project,
     """A project of ``owner`` and a running workspace of theirs in it."""
     with dstrail.store.write() as tx:
         project = project_service.create_project(
-            tx, name=name, owner=owner.user, collaborators=[], now_ms=dstrail.clock()
+            tx,
+            actor=owner.user,
+            name=name,
+            owner=owner.user,
+            collaborators=[],
+            now_ms=dstrail.clock(),
         )
         run = run_service.start_run(
-            tx, project=project, user=owner.user, run_type=RunType.WORKSPACE, now_ms=dstrail.clock()
+            tx,
+            actor=owner.user,
+            project=project,
+            user=owner.user,
+            run_type=RunType.WORKSPACE,
+            now_ms=dstrail.clock(),
         )
     return project, run
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from dstrail.api.deps import CallerDep, DstrailDep
 from dstrail.api.errors import PUBLIC
 from dstrail.api.schemas import (
     ApiKeyCreated,
+    ApiKeyRead,
     ProjectCreateBody,
     ProjectRead,
+    RoleBody,
     RunRead,
     RunStartBody,
     UserCreateBody,
     UserCreated,
+    UserRead,
 )
 from dstrail.domain.projects import Project, Run
+from dstrail.domain.users import ApiKeyRecord, User
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from dstrail.services import users as user_service
@@ -36,9 +40,27 @@ def create_user(body: UserCreateBody, dstrail: DstrailDep, caller: CallerDep) ->
     role = user_service.parse_role(body.role)
     with dstrail.store.write() as tx:
         user, api_key = user_service.create_user(
-            tx, username=body.username, email=body.email, role=role, now_ms=dstrail.clock()
+            tx, actor=caller.user, username=body.username, email=body.email, role=role,
+            now_ms=dstrail.clock(),
+        )  # fmt: skip
+    return {**_user_read(user), "apiKey": api_key.secret, "apiKeyId": api_key.id}
+
+
+def _user_read(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "role": user.role.value}
+
+
+@router.put("/users/{user_id}/role", response_model=UserRead)
+def set_role(
+    user_id: str, body: RoleBody, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Give a user another role (SysAdmins only); the last SysAdmin keeps theirs."""
+    role = user_service.parse_role(body.role)
+    with dstrail.store.write() as tx:
+        user = user_service.set_role(
+            tx, actor=caller.user, user_id=user_id, role=role, now_ms=dstrail.clock()
         )
-    return {"id": user.id, "username": user.username, "role": user.role.value, "apiKey": api_key}
+    return _user_read(user)
 
 
 @router.post(
@@ -50,7 +72,35 @@ def create_api_key(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict
         api_key = user_service.issue_api_key_for(
             tx, actor=caller.user, user_id=user_id, label="api", now_ms=dstrail.clock()
         )
-    return {"apiKey": api_key}
+    return {"id": api_key.id, "apiKey": api_key.secret}
+
+
+def _key_read(key: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "label": key.label,
+        "created": key.created_ms,
+        "revoked": key.revoked_ms,
+        "live": key.is_live,
+    }
+
+
+@router.get("/users/{user_id}/api-keys", response_model=list[ApiKeyRead])
+def list_api_keys(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> list[dict[str, Any]]:
+    """Your API keys (or anyone's, as a SysAdmin): ids, labels and dates, never the keys."""
+    with dstrail.store.read() as tx:
+        keys = user_service.api_keys_of(tx, actor=caller.user, user_id=user_id)
+    return [_key_read(key) for key in keys]
+
+
+@router.delete("/users/{user_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_api_key(user_id: str, key_id: str, dstrail: DstrailDep, caller: CallerDep) -> Response:
+    """Revoke one of your API keys (or anyone's, as a SysAdmin): it stops authenticating."""
+    with dstrail.store.write() as tx:
+        user_service.revoke_api_key(
+            tx, actor=caller.user, user_id=user_id, key_id=key_id, now_ms=dstrail.clock()
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _project_read(project: Project) -> dict[str, Any]:
@@ -75,6 +125,30 @@ def create_project(
             owner_id=body.ownerId,
             collaborator_ids=body.collaboratorIds,
             now_ms=dstrail.clock(),
+        )
+    return _project_read(project)
+
+
+@router.put("/projects/{project_id}/collaborators/{user_id}", response_model=ProjectRead)
+def add_collaborator(
+    project_id: str, user_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Make a user a collaborator of a project (its owner or a SysAdmin)."""
+    with dstrail.store.write() as tx:
+        project = project_service.add_collaborator_by_ids(
+            tx, actor=caller.user, project_id=project_id, user_id=user_id, now_ms=dstrail.clock()
+        )
+    return _project_read(project)
+
+
+@router.delete("/projects/{project_id}/collaborators/{user_id}", response_model=ProjectRead)
+def remove_collaborator(
+    project_id: str, user_id: str, dstrail: DstrailDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Remove a collaborator from a project (its owner or a SysAdmin)."""
+    with dstrail.store.write() as tx:
+        project = project_service.remove_collaborator_by_ids(
+            tx, actor=caller.user, project_id=project_id, user_id=user_id, now_ms=dstrail.clock()
         )
     return _project_read(project)
 

@@ -134,19 +134,42 @@ class UserCreateBody(_Body):
     role: str = "User"
 
 
-class UserCreated(BaseModel):
-    """A new user with their API key, shown this once."""
+class UserRead(BaseModel):
+    """A user."""
 
     id: str
     username: str
     role: str
+
+
+class UserCreated(UserRead):
+    """A new user with their API key, shown this once, and the key's id."""
+
     apiKey: str  # noqa: N815
+    apiKeyId: str  # noqa: N815
+
+
+class RoleBody(_Body):
+    """``PUT /api/dstrail/v1/users/{userId}/role``."""
+
+    role: str = Field(description="SysAdmin, Auditor or User")
 
 
 class ApiKeyCreated(BaseModel):
-    """A new API key, shown this once."""
+    """A new API key, shown this once, and its id (to revoke it)."""
 
+    id: str
     apiKey: str  # noqa: N815
+
+
+class ApiKeyRead(BaseModel):
+    """An API key as listed: never the key itself. Times in epoch milliseconds."""
+
+    id: str
+    label: str
+    created: int
+    revoked: int | None
+    live: bool
 
 
 class ProjectCreateBody(_Body):

@@ -1,4 +1,4 @@
-"""``users``, ``projects`` and ``runs`` commands."""
+"""``projects`` and ``runs`` commands."""
 
 from __future__ import annotations
 
@@ -6,26 +6,14 @@ import argparse
 
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID
-from dstrail.domain.projects import RunType
-from dstrail.domain.users import Role
+from dstrail.domain.projects import Project, RunType
+from dstrail.domain.users import OPERATOR
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
-from dstrail.services import users as user_service
 
 
 def register(commands: Subparsers) -> None:
     """Add the commands of this family."""
-    users = commands.add_parser("users", help="users and API keys").add_subparsers(
-        dest="users_command", required=True, metavar="COMMAND"
-    )
-    create = add_command(users, "create", _create_user, "create a user and print their API key")
-    create.add_argument("username")
-    create.add_argument("--email", default=None)
-    create.add_argument("--role", default="User", help=f"one of {', '.join(r.value for r in Role)}")
-    key = add_command(users, "api-key", _new_key, "issue another API key for a user")
-    key.add_argument("username")
-    add_command(users, "list", _list_users, "list users as JSON lines")
-
     projects = commands.add_parser("projects", help="projects").add_subparsers(
         dest="projects_command", required=True, metavar="COMMAND"
     )
@@ -33,6 +21,13 @@ def register(commands: Subparsers) -> None:
     project.add_argument("name")
     project.add_argument("--owner", required=True, metavar="USERNAME")
     project.add_argument("--collaborator", action="append", default=[], metavar="USERNAME")
+    for name, handler, text in (
+        ("add-collaborator", _add_collaborator, "make a user a collaborator of a project"),
+        ("remove-collaborator", _remove_collaborator, "remove a collaborator from a project"),
+    ):
+        member = add_command(projects, name, handler, text)
+        member.add_argument("project", help="project id, or a unique project name")
+        member.add_argument("username")
 
     runs = commands.add_parser("runs", help="runs (workspaces, jobs, apps...)").add_subparsers(
         dest="runs_command", required=True, metavar="COMMAND"
@@ -48,43 +43,6 @@ def register(commands: Subparsers) -> None:
     stop.add_argument("run_id")
 
 
-def _create_user(args: argparse.Namespace) -> int:
-    role = user_service.parse_role(args.role)
-    dstrail = open_from(args)
-    with dstrail.store.write() as tx:
-        user, api_key = user_service.create_user(
-            tx, username=args.username, email=args.email, role=role, now_ms=dstrail.clock()
-        )
-    print_json(
-        {"id": user.id, "username": user.username, "role": user.role.value, "apiKey": api_key}
-    )
-    return 0
-
-
-def _new_key(args: argparse.Namespace) -> int:
-    dstrail = open_from(args)
-    with dstrail.store.write() as tx:
-        user = user_service.require_user(tx, username=args.username, field="username")
-        api_key = user_service.issue_api_key(tx, user=user, label="cli", now_ms=dstrail.clock())
-    print_json({"id": user.id, "username": user.username, "apiKey": api_key})
-    return 0
-
-
-def _list_users(args: argparse.Namespace) -> int:
-    dstrail = open_from(args)
-    with dstrail.store.read() as tx:
-        for user in user_service.list_users(tx):
-            print_json(
-                {
-                    "id": user.id,
-                    "username": user.username,
-                    "email": user.email,
-                    "role": user.role.value,
-                }
-            )
-    return 0
-
-
 def _create_project(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.write() as tx:
@@ -97,6 +55,37 @@ def _create_project(args: argparse.Namespace) -> int:
         )
     print_json({"id": project.id, "name": project.name, "ownerId": project.owner_id})
     return 0
+
+
+def _add_collaborator(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        project = project_service.add_collaborator_by_names(
+            tx, project=args.project, username=args.username, now_ms=dstrail.clock()
+        )
+    _print_members(project)
+    return 0
+
+
+def _remove_collaborator(args: argparse.Namespace) -> int:
+    dstrail = open_from(args)
+    with dstrail.store.write() as tx:
+        project = project_service.remove_collaborator_by_names(
+            tx, project=args.project, username=args.username, now_ms=dstrail.clock()
+        )
+    _print_members(project)
+    return 0
+
+
+def _print_members(project: Project) -> None:
+    print_json(
+        {
+            "id": project.id,
+            "name": project.name,
+            "ownerId": project.owner_id,
+            "collaboratorIds": list(project.collaborator_ids),
+        }
+    )
 
 
 def _start_run(args: argparse.Namespace) -> int:
@@ -128,6 +117,6 @@ def _start_run(args: argparse.Namespace) -> int:
 def _stop_run(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.write() as tx:
-        run = run_service.stop_run(tx, run_id=args.run_id, now_ms=dstrail.clock(), actor=None)
+        run = run_service.stop_run(tx, run_id=args.run_id, now_ms=dstrail.clock(), actor=OPERATOR)
     print_json({"id": run.id, "running": False})
     return 0

@@ -6,9 +6,11 @@ from dataclasses import dataclass, replace
 
 import jwt
 
+from dstrail.audit.recorder import record_platform_event
 from dstrail.domain.ids import LOCAL_DATA_PLANE_ID, is_object_id, new_object_id
 from dstrail.domain.projects import Project, Run, RunType
-from dstrail.domain.users import User
+from dstrail.domain.trail import EventKind
+from dstrail.domain.users import OPERATOR, User
 from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dstrail.services.projects import find_project, project_by_id
 from dstrail.services.users import require_admin, require_user, user_by_id
@@ -30,13 +32,15 @@ def parse_run_type(value: str) -> RunType:
 def start_run(
     tx: Repositories,
     *,
+    actor: User,
     project: Project,
     user: User,
     run_type: RunType,
     data_plane_id: str = LOCAL_DATA_PLANE_ID,
     now_ms: int,
 ) -> Run:
-    """Register a running execution of ``user`` in ``project``."""
+    """Register a running execution of ``user`` in ``project``; records ``RunStarted``,
+    performed by ``actor``."""
     if not is_object_id(data_plane_id):
         raise InvalidInput(f"data plane: {data_plane_id!r} is not 24 lowercase hex characters")
     if not project.is_member(user.id):
@@ -51,7 +55,17 @@ def start_run(
         ended_at_ms=None,
     )
     tx.runs.add(run)
+    _record_run(tx, EventKind.RUN_STARTED, actor, run, user, now_ms)
     return run
+
+
+def _record_run(
+    tx: Repositories, kind: EventKind, actor: User, run: Run, user: User | None, now_ms: int
+) -> None:
+    metadata = {"userId": run.user_id}
+    if user is not None:
+        metadata["username"] = user.username
+    record_platform_event(tx, kind=kind, actor=actor, now_ms=now_ms, metadata=metadata, run=run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,7 @@ class StartedRun:
 def _started(
     tx: Repositories,
     *,
+    actor: User,
     project: Project,
     user: User,
     run_type: RunType,
@@ -73,8 +88,8 @@ def _started(
     signing_key: str,
 ) -> StartedRun:
     run = start_run(
-        tx, project=project, user=user, run_type=run_type, data_plane_id=data_plane_id,
-        now_ms=now_ms,
+        tx, actor=actor, project=project, user=user, run_type=run_type,
+        data_plane_id=data_plane_id, now_ms=now_ms,
     )  # fmt: skip
     return StartedRun(run=run, token=issue_run_token(run, signing_key=signing_key, now_ms=now_ms))
 
@@ -96,8 +111,8 @@ def start_run_by_ids(
     user = user_by_id(tx, user_id, field="userId") if user_id else actor
     project = project_by_id(tx, project_id, field="projectId")
     return _started(
-        tx, project=project, user=user, run_type=run_type, data_plane_id=data_plane_id,
-        now_ms=now_ms, signing_key=signing_key,
+        tx, actor=actor, project=project, user=user, run_type=run_type,
+        data_plane_id=data_plane_id, now_ms=now_ms, signing_key=signing_key,
     )  # fmt: skip
 
 
@@ -114,22 +129,24 @@ def start_run_by_names(
     """The operator's way: the project by id or unique name, the user by username."""
     user = require_user(tx, username=username, field="--user")
     return _started(
-        tx, project=find_project(tx, project), user=user, run_type=run_type,
+        tx, actor=OPERATOR, project=find_project(tx, project), user=user, run_type=run_type,
         data_plane_id=data_plane_id, now_ms=now_ms, signing_key=signing_key,
     )  # fmt: skip
 
 
-def stop_run(tx: Repositories, *, run_id: str, now_ms: int, actor: User | None) -> Run:
-    """End a run (the actor's own, or any as a SysAdmin; ``None``: the operator); its id and
-    token stop being accepted. Returns the ended run."""
+def stop_run(tx: Repositories, *, run_id: str, now_ms: int, actor: User) -> Run:
+    """End a run (the actor's own, or any as a SysAdmin); its id and token stop being
+    accepted. Records ``RunStopped``; returns the ended run."""
     run = tx.runs.by_id(run_id)
     if run is None:
         raise NotFound(f"run: no run with id {run_id!r}")
-    if actor is not None and run.user_id != actor.id:
+    if run.user_id != actor.id:
         require_admin(actor, "stopping other users' runs")
     if not tx.runs.finish(run_id, now_ms=now_ms):
         raise Conflict(f"run: {run_id!r} has already ended")
-    return replace(run, ended_at_ms=now_ms)
+    stopped = replace(run, ended_at_ms=now_ms)
+    _record_run(tx, EventKind.RUN_STOPPED, actor, stopped, tx.users.by_id(run.user_id), now_ms)
+    return stopped
 
 
 def issue_run_token(run: Run, *, signing_key: str, now_ms: int) -> str:

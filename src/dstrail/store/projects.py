@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.projects import Project
@@ -74,3 +74,19 @@ class ProjectRepository:
         """Every project, by name."""
         ids = self._db.scalars(select(projects.c.id).order_by(projects.c.name, projects.c.id))
         return [p for pid in list(ids) if (p := self.by_id(pid)) is not None]
+
+    def add_collaborator(self, project_id: str, user_id: str) -> None:
+        """Make a user a collaborator (the caller checked they are not a member yet)."""
+        self._db.execute(
+            insert(project_collaborators).values(project_id=project_id, user_id=user_id)
+        )
+
+    def remove_collaborator(self, project_id: str, user_id: str) -> bool:
+        """Remove a collaborator; whether they were one."""
+        result = self._db.execute(
+            delete(project_collaborators).where(
+                project_collaborators.c.project_id == project_id,
+                project_collaborators.c.user_id == user_id,
+            )
+        )
+        return result.rowcount > 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dstrail.domain.users import Role, User
+from dstrail.domain.users import ApiKeyRecord, Role, User
 from dstrail.errors import Conflict
 from dstrail.store.driver import DriverReads, Read, statement
 from dstrail.store.schema import api_keys, users
@@ -78,6 +78,31 @@ class UserRepository:
             .values(revoked_at=now_ms)
         )
         return result.rowcount > 0
+
+    def set_role(self, user_id: str, role: Role) -> None:
+        """Give a user another role."""
+        self._db.execute(update(users).where(users.c.id == user_id).values(role=role.value))
+
+    def count_with_role(self, role: Role) -> int:
+        """How many users hold ``role``."""
+        return int(
+            self._db.scalar(
+                select(func.count()).select_from(users).where(users.c.role == role.value)
+            )
+            or 0
+        )
+
+    def api_keys_of(self, user_id: str) -> list[ApiKeyRecord]:
+        """A user's API keys (never their hashes), oldest first."""
+        rows = self._db.execute(
+            select(api_keys.c.id, api_keys.c.label, api_keys.c.created_at, api_keys.c.revoked_at)
+            .where(api_keys.c.user_id == user_id)
+            .order_by(api_keys.c.created_at, api_keys.c.id)
+        )
+        return [
+            ApiKeyRecord(id=r.id, label=r.label, created_ms=r.created_at, revoked_ms=r.revoked_at)
+            for r in rows
+        ]
 
     def by_api_key_hash(self, key_hash: str) -> User | None:
         """The user holding a live key with this hash."""

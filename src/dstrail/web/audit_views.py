@@ -14,7 +14,14 @@ from dstrail.api.downloads import filtered_export, six_month_file
 from dstrail.audit.query import find_event, names_in_trail, read_page, window_counts
 from dstrail.context import Dstrail
 from dstrail.domain.audit_filter import Cursor
-from dstrail.domain.trail import DOMINO_KINDS, MAX_SEQ, EventKind, EventRow, StoredEvent
+from dstrail.domain.trail import (
+    DOMINO_KINDS,
+    MAX_SEQ,
+    PLATFORM_KINDS,
+    EventKind,
+    EventRow,
+    StoredEvent,
+)
 from dstrail.errors import DstrailError, InvalidInput, NotFound
 from dstrail.services import datasources as datasource_service
 from dstrail.services.auth import Caller, require_audit_reader
@@ -96,6 +103,7 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
         "presets": PRESETS,
         "kinds": list(EventKind),
         "domino_kinds": DOMINO_KINDS,
+        "platform_kinds": PLATFORM_KINDS,
         "paged": False,
         "window": None,
         "pinned": None,

@@ -18,7 +18,7 @@ from dstrail.api.downloads import SIX_MONTHS_MS
 from dstrail.audit.query import distinct, parse_ids, parse_kinds, parse_time
 from dstrail.domain.audit_filter import AuditFilter, resolve_window
 from dstrail.domain.timestamps import DAY_MS, format_ms
-from dstrail.domain.trail import EventKind
+from dstrail.domain.trail import DATA_SOURCE_KINDS, EventKind
 from dstrail.errors import InvalidInput
 from dstrail.services.projects import find_project
 from dstrail.services.users import find_user
@@ -32,6 +32,10 @@ PRESETS: dict[str, tuple[str, int]] = {
 }
 DEFAULT_RANGE = "7d"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+DEFAULT_KINDS: tuple[EventKind, ...] = tuple(k for k in EventKind if k in DATA_SOURCE_KINDS)
+"""What the console shows when no kind is ticked: every data source event, extensions
+included; platform changes (users, keys, projects, runs) only when ticked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,7 @@ def audit_filter_of(tx: Repositories, console: ConsoleFilter, *, now_ms: int) ->
         start_ms=start_ms,
         end_ms=end_ms,
         data_source_names=distinct(console.names),
-        event_kinds=parse_kinds(console.kinds, label="kind") or tuple(EventKind),
+        event_kinds=parse_kinds(console.kinds, label="kind") or DEFAULT_KINDS,
         performed_by=performed_by,
         project_ids=(find_project(tx, console.project).id,) if console.project else (),
         run_ids=parse_ids([console.run], label="run"),

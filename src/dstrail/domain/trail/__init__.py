@@ -49,11 +49,19 @@ from dstrail.domain.trail.event import (
     SealedRow,
     StoredEvent,
 )
-from dstrail.domain.trail.kinds import DOMINO_KINDS, EXTENSION_KINDS, EventKind, parse_event_kind
+from dstrail.domain.trail.kinds import (
+    DATA_SOURCE_KINDS,
+    DOMINO_KINDS,
+    EXTENSION_KINDS,
+    PLATFORM_KINDS,
+    EventKind,
+    parse_event_kind,
+)
 
 __all__ = [
     "API_FIELDS",
     "DATA_SOURCE_ID",
+    "DATA_SOURCE_KINDS",
     "DATA_SOURCE_NAME",
     "DATA_SOURCE_TYPE",
     "DOMINO_KINDS",
@@ -66,6 +74,7 @@ __all__ = [
     "METADATA",
     "PERFORMED_BY",
     "PERFORMED_BY_USERNAME",
+    "PLATFORM_KINDS",
     "PROJECT_ID",
     "RUN_ID",
     "SEALED_COLUMNS",

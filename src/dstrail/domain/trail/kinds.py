@@ -20,10 +20,36 @@ class EventKind(StrEnum):
     UPDATE_CREDENTIALS = "DataSourceCredentialsUpdated"
     ACCESS_REFUSED = "AccessDataSourceRefused"
     CHANGE_REFUSED = "DataSourceChangeRefused"
+    # Platform changes: who may reach data sources (no data source fields of their own).
+    USER_CREATED = "UserCreated"
+    USER_ROLE_CHANGED = "UserRoleChanged"
+    API_KEY_ISSUED = "ApiKeyIssued"
+    API_KEY_REVOKED = "ApiKeyRevoked"
+    PROJECT_CREATED = "ProjectCreated"
+    COLLABORATOR_ADDED = "ProjectCollaboratorAdded"
+    COLLABORATOR_REMOVED = "ProjectCollaboratorRemoved"
+    RUN_STARTED = "RunStarted"
+    RUN_STOPPED = "RunStopped"
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
 EXTENSION_KINDS: frozenset[EventKind] = frozenset(EventKind) - DOMINO_KINDS
+PLATFORM_KINDS: frozenset[EventKind] = frozenset(
+    {
+        EventKind.USER_CREATED,
+        EventKind.USER_ROLE_CHANGED,
+        EventKind.API_KEY_ISSUED,
+        EventKind.API_KEY_REVOKED,
+        EventKind.PROJECT_CREATED,
+        EventKind.COLLABORATOR_ADDED,
+        EventKind.COLLABORATOR_REMOVED,
+        EventKind.RUN_STARTED,
+        EventKind.RUN_STOPPED,
+    }
+)
+"""Changes to users, keys, projects and runs: their events name no data source."""
+DATA_SOURCE_KINDS: frozenset[EventKind] = frozenset(EventKind) - PLATFORM_KINDS
+"""Events about one data source: Domino's seven and dstrail's data source extensions."""
 
 
 def parse_event_kind(value: str) -> EventKind:
