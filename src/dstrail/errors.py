@@ -19,6 +19,8 @@ class DstrailError(Exception):
 
     status_code = 500
     error_type = "InternalError"
+    sub_type = ""
+    """A code for the exact case, where one is known (a refusal's reason)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="the base URL clients reach; used in signed URLs"
     )
-    signed_url_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    signed_url_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: int = Field(default=60, ge=1)
     audit_signing_key: str | None = Field(

@@ -117,10 +117,17 @@ def assert_public_error(response: Any, status: int) -> str:
 
 
 def assert_v4_error(response: Any, status: int) -> str:
-    """``/v4/...`` errors: ``{"message"}``."""
+    """``/v4/...`` errors, as Domino's: ``{"success": false, "message"}``; without a valid
+    credential 403 with ``debugMessage`` and ``reason`` too."""
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"message"}, body
+    assert body["success"] is False, body
+    anonymous = "debugMessage" in body
+    expected = (
+        {"success", "message", "debugMessage", "reason"} if anonymous else {"success", "message"}
+    )
+    assert set(body) == expected, body
+    assert not anonymous or status == 403
     message: str = body["message"]
     assert message
     return message
@@ -499,7 +506,7 @@ def test_project_rules_refuse_and_change_nothing(
         ),
         404,
     )
-    assert_v4_error(client.post(f"/v4/datasource/{mine['id']}/projects/{alices.id}"), 401)
+    assert_v4_error(client.post(f"/v4/datasource/{mine['id']}/projects/{alices.id}"), 403)
     assert_only_refusals_recorded(dstrail, before, refusals=1)
 
 
@@ -624,8 +631,8 @@ def test_refused_changes_change_nothing(
         # no or unknown credential
         (client.delete(url), 401, "public"),
         (client.patch(url, json={}, headers={"X-Domino-Api-Key": "nope"}), 401, "public"),
-        (client.post(f"{v4}/transfer/{bob.id}"), 401, "v4"),
-        (client.put(f"{v4}/users", json={}), 401, "v4"),
+        (client.post(f"{v4}/transfer/{bob.id}"), 403, "v4"),  # Domino's for no credential
+        (client.put(f"{v4}/users", json={}), 403, "v4"),
     ]
     for response, status, family in cases:
         if family == "v4":

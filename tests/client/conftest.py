@@ -313,6 +313,10 @@ def _populate(world: World, moto: str) -> None:
             {"username": "root", "password": ""},
             CredentialType.INDIVIDUAL,
         )
+        create("gone-ds", "DatasetConfig", "NoAuth", {}, None)
+        ds_service.delete_data_source(
+            tx, data_source_id=world.ds_ids["gone-ds"], actor=users["alice"], now_ms=now
+        )
     files = world.settings.data_dir / "datasets" / world.ds_ids["dataset-ds"]
     (files / "reports").mkdir(parents=True)
     (files / "reports" / "q1.csv").write_text("quarter,revenue\nq1,100\n")

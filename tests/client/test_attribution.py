@@ -52,7 +52,7 @@ def test_forged_or_stale_runs_are_refused_and_recorded(
     assert not RUN_KEYS & set(refused["metadata"])
 
 
-def test_the_proxy_refuses_with_403_and_records(world: World) -> None:
+def test_the_proxy_refuses_as_domino_does_and_records(world: World) -> None:
     since = now_iso()
     response = httpx.post(
         world.base_url + "/objectstore/key",
@@ -63,10 +63,10 @@ def test_the_proxy_refuses_with_403_and_records(world: World) -> None:
         },
         headers={"X-Domino-Api-Key": world.keys["bob"], "X-Domino-Run-Id": world.runs["alice"]},
     )
-    assert response.status_code == 403
+    assert response.status_code == 400  # the only refusal status Domino's client reads
     assert response.json() == {
-        "errorType": "Forbidden",
-        "subType": "",
+        "errorType": "credentialsError",
+        "subType": "runOfAnotherUser",
         "rawError": f"run {world.runs['alice']!r} was not started by user 'bob'",
     }
     [refused] = world.events(since, "AccessDataSourceRefused")

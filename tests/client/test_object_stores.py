@@ -37,7 +37,7 @@ def test_get_datasource_errors_are_clear(world: World) -> None:
     unknown, forbidden = world.client(
         world.env("carol"), ["get_datasource", "no-such-ds"], ["get_datasource", "private-ds"]
     )
-    assert "no data source named 'no-such-ds'" in unknown["error"]
+    assert unknown["error"] == "Exception: Datasource with name no-such-ds does not exist"
     assert "user 'carol' may not use data source 'private-ds'" in forbidden["error"]
     assert world.events(since) == []
     [refused] = world.events(since, "AccessDataSourceRefused")

@@ -78,7 +78,7 @@ def test_object_keys_stay_inside_the_data_source(
     for key in ("../escape.txt", "/etc/passwd", "a//b", "a/./b", ""):
         response = _key(client, alice, ds["id"], key, True)
         assert response.status_code == 400, key
-        assert response.json()["errorType"] == "InvalidInput"
+        assert response.json()["errorType"] == "invalidRequestError"
     assert audit_count(dstrail) == before
 
 
@@ -104,10 +104,29 @@ def test_wrong_kinds_and_unknown_ids(client: TestClient, alice: Login) -> None:
     assert not_object_store.status_code == 400
     assert "not an object store" in not_object_store.json()["rawError"]
     unknown = _key(client, alice, "0" * 24, "k", False)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 400  # Domino's proxy answers 400 for what is missing
+    assert unknown.json()["errorType"] == "notFoundError"
     lookup = client.get("/v4/datasource/name/nope", headers=alice.headers)
     assert lookup.status_code == 404
-    assert lookup.json() == {"message": "no data source named 'nope'"}
+    assert lookup.json() == {
+        "message": "Datasource with name nope does not exist",
+        "success": False,
+    }
+    anonymous = client.get("/v4/datasource/name/nope", headers={"X-Domino-Api-Key": "bad"})
+    assert anonymous.status_code == 403
+    body = anonymous.json()
+    assert body["success"] is False and body["message"].startswith("Your role does not authorize")
+    assert set(body) == {"success", "message", "debugMessage", "reason"}
+    assert "bad" not in anonymous.text
+
+
+def test_a_read_of_a_missing_dataset_file_is_not_found(client: TestClient, alice: Login) -> None:
+    ds = _dataset(client, alice)
+    missing = _key(client, alice, ds["id"], "nothing/here.csv", False)
+    assert missing.status_code == 400
+    assert missing.json()["errorType"] == "notFoundError"
+    assert "nothing/here.csv" in missing.json()["rawError"]
+    assert _key(client, alice, ds["id"], "nothing/here.csv", True).status_code == 200
 
 
 def test_credentials_api_rules(client: TestClient, admin: Login, alice: Login, bob: Login) -> None:

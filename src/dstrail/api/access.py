@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dstrail.api.deps import CallerDep, DstrailDep, credentials_of
-from dstrail.api.errors import PROXY, PUBLIC, V4
+from dstrail.api.errors import PROXY, PUBLIC, SIGNED_FILES, V4
 from dstrail.api.schemas import DataSourceRead, TextBody, credentials_stored, data_source_read
 from dstrail.context import Dstrail
 from dstrail.domain.trail import MAX_SEQ
@@ -32,10 +32,11 @@ T = TypeVar("T")
 Expires = Annotated[int, Query(ge=0, le=MAX_SEQ, description="epoch seconds, as signed")]
 
 _TAGS: list[str | Enum] = ["data source access"]
-lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 401, 403, 404))
-proxy_router = APIRouter(tags=_TAGS, responses=PROXY.responses(400, 401, 403, 404, 502))
+lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 403, 404))
+proxy_router = APIRouter(tags=_TAGS, responses=PROXY.responses(400, 401, 500))
+files_router = APIRouter(tags=_TAGS, responses=SIGNED_FILES.responses(400, 403, 404))
 credentials_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404))
-routers = (lookup_router, proxy_router, credentials_router)
+routers = (lookup_router, proxy_router, files_router, credentials_router)
 
 
 class _ProxyBody(TextBody):
@@ -131,7 +132,11 @@ def get_data_source_by_name(
         signing_key=dstrail.keys.signing_key,
         clock=dstrail.clock,
     )
-    return _json(data_source_read(ds, users))
+    return Response(
+        orjson.dumps(data_source_read(ds, users)),
+        media_type="application/json",
+        headers={"Cache-Control": "no-cache, no-store, must-revalidate, max-age=0"},
+    )
 
 
 @proxy_router.post("/objectstore/key", responses={200: {"model": str}})
@@ -149,6 +154,7 @@ def get_key_url(body: KeyRequestBody, request: Request, dstrail: DstrailDep) -> 
             signing_key=dstrail.keys.signing_key,
             now_ms=dstrail.clock(),
             ttl_s=dstrail.settings.signed_url_ttl_seconds,
+            data_dir=dstrail.settings.data_dir,
         )
 
     return _json(_serve(dstrail, _access(request, body, operation), sign))
@@ -218,7 +224,7 @@ def _verified_path(
     return file_path(dstrail.settings.data_dir, data_source_id, key)
 
 
-@proxy_router.get(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
+@files_router.get(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
 def read_dataset_file(
     data_source_id: str,
     key: str,
@@ -237,7 +243,7 @@ def read_dataset_file(
     return FileResponse(path, media_type="application/octet-stream")
 
 
-@proxy_router.put(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
+@files_router.put(DATASET_FILES_PATH + "/{data_source_id}/{key:path}")
 async def write_dataset_file(
     data_source_id: str,
     key: str,

@@ -23,7 +23,7 @@ from dstrail.store import Repositories
 V1 = "/api/datasource/v1/datasources"
 _TAGS: list[str | Enum] = ["data sources"]
 v1_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404, 409))
-v4_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 401, 403, 404, 409))
+v4_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 403, 404, 409))
 routers = (v1_router, v4_router)
 
 

@@ -6,7 +6,10 @@ Each API family has the error body its clients expect:
   ``{"requestId", "errors"}``;
 - public data source API (``/api/``): ``{"requestId", "errors"}``;
 - Domino v4 paths (``/v4/``): ``{"message"}``;
-- data source proxy (``/objectstore``): ``{"errorType", "subType", "rawError"}``;
+- data source proxy (``/objectstore``): ``{"errorType", "subType", "rawError"}`` with Domino's
+  statuses, the only ones its client reads: 401, else 400 (a refusal, a missing thing, bad
+  input) or 500 (the data source or dstrail failed); signed file URLs keep 403/404, as an
+  object store's own signed URLs do;
 - the console renders its own HTML page (see ``web``).
 
 A ``requestId`` is the request's own id, the one its answer's ``X-Request-Id`` header carries
@@ -54,9 +57,13 @@ class RequestErrors(BaseModel):
 
 
 class V4Error(BaseModel):
-    """Errors of Domino's v4 paths."""
+    """Errors of Domino's v4 paths; a missing or unknown credential answers 403 with
+    ``debugMessage`` and ``reason`` too, as Domino does."""
 
+    success: bool = False
     message: str
+    debugMessage: str | None = None  # noqa: N815 - Domino's field name
+    reason: dict[str, list[str]] | None = None
 
 
 class ProxyError(BaseModel):
@@ -88,6 +95,8 @@ class ErrorFamily:
     """The body of an error, given the request's id (``X-Request-Id``)."""
     model: type[BaseModel]
     models: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    status: Callable[[DstrailError], int] = lambda error: error.status_code
+    """The status an error answers with: its own, unless the family's clients read others."""
 
     def responses(self, *statuses: int) -> dict[int | str, dict[str, Any]]:
         """OpenAPI ``responses`` for the statuses the family's routes answer."""
@@ -100,33 +109,62 @@ AUDIT = ErrorFamily(
     model=RequestErrors,
     models={400: AuditBadRequest},
 )
-PROXY = ErrorFamily(
-    prefixes=("/objectstore",),
-    body=lambda error, _request_id: {
-        "errorType": error.error_type,
-        "subType": "",
+
+
+def proxy_error_type(error: DstrailError) -> str:
+    """Domino's ``errorType`` for an error of the data source proxy."""
+    status = error.status_code
+    if status in (401, 403):
+        return "credentialsError"
+    if status == 404:
+        return "notFoundError"
+    return "invalidRequestError" if status < 500 else "internalError"
+
+
+def _proxy_body(error: DstrailError, _request_id: str) -> dict[str, Any]:
+    return {
+        "errorType": proxy_error_type(error),
+        "subType": error.sub_type,
         "rawError": error.message,
-    },
-    model=ProxyError,
+    }
+
+
+def _proxy_status(error: DstrailError) -> int:
+    if error.status_code == 401:
+        return 401
+    return 400 if error.status_code < 500 else 500
+
+
+def _v4_body(error: DstrailError, _request_id: str) -> dict[str, Any]:
+    if isinstance(error, NotAuthenticated):
+        return {
+            "success": False,
+            "message": "Your role does not authorize you to perform this action",
+            "debugMessage": f"AnonymousPrincipal is not authorized to perform this action: "
+            f"{error.message}",
+            "reason": {"required": ["an API key or a run token"], "missing": ["a valid one"]},
+        }
+    return {"success": False, "message": error.message}
+
+
+SIGNED_FILES = ErrorFamily(prefixes=("/objectstore/datasets",), body=_proxy_body, model=ProxyError)
+PROXY = ErrorFamily(
+    prefixes=("/objectstore",), body=_proxy_body, model=ProxyError, status=_proxy_status
 )
 V4 = ErrorFamily(
-    prefixes=("/v4/",), body=lambda error, _request_id: {"message": error.message}, model=V4Error
+    prefixes=("/v4/",),
+    body=_v4_body,
+    model=V4Error,
+    status=lambda error: 403 if isinstance(error, NotAuthenticated) else error.status_code,
 )
 PUBLIC = ErrorFamily(prefixes=("/api/",), body=_request_errors, model=RequestErrors)
-FAMILIES = (AUDIT, PROXY, V4, PUBLIC)
+FAMILIES = (AUDIT, SIGNED_FILES, PROXY, V4, PUBLIC)
 """In the order paths are matched: the first family with a prefix of the path answers."""
 
 
 def family_of(path: str) -> ErrorFamily | None:
     """The family that answers errors on ``path``; None for the console's pages."""
     return next((f for f in FAMILIES if path.startswith(f.prefixes)), None)
-
-
-def error_body(path: str, error: DstrailError, request_id: str) -> dict[str, Any]:
-    """The body an error gets on ``path`` (a JSON path; the console renders its own page);
-    ``request_id``: the id the answer's ``X-Request-Id`` carries."""
-    family = family_of(path) or PUBLIC
-    return family.body(error, request_id)
 
 
 HtmlRenderer = Callable[[Request, DstrailError], Response]
@@ -148,11 +186,13 @@ def install_error_handlers(app: FastAPI, *, html: HtmlRenderer | None = None) ->
     ) -> Response:
         if html is not None and family_of(request.url.path) is None:
             return html(request, error)
+        family = family_of(request.url.path) or PUBLIC
+        status = family.status(error)
         headers = dict(extra_headers or {})
-        if error.status_code == 401:
+        if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        body = error_body(request.url.path, error, request_id_of(request))
-        return JSONResponse(body, status_code=error.status_code, headers=headers)
+        body = family.body(error, request_id_of(request))
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def on_dstrail_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, DstrailError)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dstrail.errors import NotFound
 from dstrail.proxy import datasets, s3
+from dstrail.proxy.datasets import file_path
 from dstrail.proxy.signing import sign_dataset_url
 from dstrail.services.access import Grant
 
@@ -18,10 +20,15 @@ def signed_url(
     signing_key: str,
     now_ms: int,
     ttl_s: int,
+    data_dir: Path,
 ) -> str:
-    """A short-lived URL the client GETs (or PUTs, for ``write``) directly."""
+    """A short-lived URL the client GETs (or PUTs, for ``write``) directly. A read of a
+    ``DatasetConfig`` file that does not exist is ``NotFound``, as Domino answers it, rather
+    than a URL that would fail later."""
     ds = grant.data_source
     if ds.data_source_type == "DatasetConfig":
+        if not write and not file_path(data_dir, ds.id, key).is_file():
+            raise NotFound(f"no object {key!r} in data source {ds.name!r}")
         return sign_dataset_url(
             base_url,
             signing_key=signing_key,

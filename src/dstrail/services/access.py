@@ -126,6 +126,15 @@ class AccessRefused(Forbidden):
         self.data_source = data_source
         self.actor = actor
         self.metadata = metadata
+        self.sub_type = metadata.get("reason", "")
+
+
+class DeletedDataSourceRefused(AccessRefused):
+    """A use of a deleted data source by its id: answered as missing (404), recorded as a
+    refusal (reason ``deleted``) since somebody still holds its id."""
+
+    status_code = 404
+    error_type = "NotFound"
 
 
 def client_source_of(header: str | None, user_agent: str | None = None) -> str:
@@ -261,10 +270,23 @@ def read_ahead(
     )
 
 
-def _active_by_id(tx: Repositories, data_source_id: object) -> DataSource:
+def _active_by_id(
+    tx: Repositories,
+    data_source_id: object,
+    *,
+    caller: Caller,
+    claim: AccessClaim,
+    details: dict[str, str],
+) -> DataSource:
     ds = tx.data_sources.by_id(data_source_id) if isinstance(data_source_id, str) else None
-    if ds is None or not ds.is_active:
-        raise NotFound(f"no data source with id {data_source_id!r}")
+    missing = f"no data source with id {data_source_id!r}"
+    if ds is None:
+        raise NotFound(missing)
+    if not ds.is_active:
+        raise DeletedDataSourceRefused(
+            missing, data_source=ds, actor=caller.user,
+            metadata={"clientSource": claim.client_source, **details, "reason": "deleted"},
+        )  # fmt: skip
     return ds
 
 
@@ -277,7 +299,7 @@ def look_up(
     """
     ds = tx.data_sources.active_by_name(name)
     if ds is None:
-        raise NotFound(f"no data source named {name!r}")
+        raise NotFound(f"Datasource with name {name} does not exist")
     details = {"operation": Operation.GET_DATA_SOURCE}
     run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
     _record_access(
@@ -338,9 +360,9 @@ def grant(
 ) -> Grant:
     """Allow (and record) one call of the data path; ``AccessRefused`` when it may not happen."""
     operation = request.operation()
-    ds = _active_by_id(tx, request.data_source_id)
     details = operation.details
     claim = request.claim
+    ds = _active_by_id(tx, request.data_source_id, caller=caller, claim=claim, details=details)
     # Decided before the type is checked: a caller who may not use the data source is refused
     # (and recorded) whatever they asked for, and learns nothing of its type.
     run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
