@@ -25,7 +25,11 @@ ESCAPED = (
 def _forge(client: TestClient, dstrail: Dstrail, alice: Login) -> None:
     ds = create_dataset(dstrail, alice, "files")
     for body in (
-        {"datasourceId": ds.id, "objectKey": FORGED, "isReadWrite": False},
+        {
+            "datasourceId": ds.id,
+            "objectKey": FORGED,
+            "isReadWrite": True,
+        },  # a write: no such file yet
         {"datasourceId": ds.id, "prefix": FORGED},
     ):
         path = "/objectstore/key" if "objectKey" in body else "/objectstore/list"
