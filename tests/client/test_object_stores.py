@@ -17,8 +17,12 @@ def test_get_datasource_returns_the_dto_and_records_the_lookup(world: World) -> 
         "name": "s3-ds",
         "type": "S3Config",
         "owner": "alice",
-        "config": {"bucket": BUCKET, "region": "us-east-1"},
-    }
+        # as from Domino: the config's own type and data source type come with it
+        "config": {
+            "type": "DataSourceS3Config", "dataSourceType": "S3Config", "bucket": BUCKET,
+            "region": "us-east-1",
+        },
+    }  # fmt: skip
     [event] = world.events(since, names=("s3-ds",))
     assert event["metadata"] == {
         "performedByUsername": "alice",

@@ -160,3 +160,19 @@ def test_credentials_api_rules(client: TestClient, admin: Login, alice: Login, b
     assert len(audit.json()) == 3  # alice's, bob's and the admin's
     assert "top-secret-value" not in audit.text
     assert {e["metadata"].get("credentialUserId") for e in audit.json()} >= {bob.id}
+
+
+def test_the_lookup_carries_dominos_fields(client: TestClient, alice: Login, bob: Login) -> None:
+    ds = _create(client, alice, "shaped", permissions={"isEveryone": False, "userIds": [bob.id]})
+    response = client.get("/v4/datasource/name/shaped", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache, no-store, must-revalidate, max-age=0"
+    body = response.json()
+    assert body["id"] == ds["id"]
+    assert (body["isEveryone"], body["userIds"]) == (False, [bob.id])
+    assert body["dataSourcePermissions"] == {
+        "isEveryone": False, "userIds": [bob.id], "credentialType": body["credentialType"],
+    }  # fmt: skip
+    assert body["config"]["type"] == "DataSourceS3Config"
+    assert body["config"]["dataSourceType"] == "S3Config"
+    assert body["permissions"] == {"isEveryone": False, "userIds": [bob.id]}  # dstrail's own

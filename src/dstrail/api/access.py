@@ -18,7 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dstrail.api.deps import CallerDep, DstrailDep, credentials_of
 from dstrail.api.errors import PROXY, PUBLIC, SIGNED_FILES, V4
-from dstrail.api.schemas import DataSourceRead, TextBody, credentials_stored, data_source_read
+from dstrail.api.schemas import (
+    LookupDocument,
+    TextBody,
+    credentials_stored,
+    lookup_document,
+)
 from dstrail.context import Dstrail
 from dstrail.domain.trail import MAX_SEQ
 from dstrail.errors import Forbidden, NotFound
@@ -111,7 +116,7 @@ def _json(value: object) -> Response:
 
 @lookup_router.get(
     "/v4/datasource/name/{name}",
-    responses={200: {"model": DataSourceRead}},
+    responses={200: {"model": LookupDocument}},
 )
 def get_data_source_by_name(
     name: str,
@@ -133,7 +138,7 @@ def get_data_source_by_name(
         clock=dstrail.clock,
     )
     return Response(
-        orjson.dumps(data_source_read(ds, users)),
+        orjson.dumps(lookup_document(ds, users)),
         media_type="application/json",
         headers={"Cache-Control": "no-cache, no-store, must-revalidate, max-age=0"},
     )

@@ -95,6 +95,23 @@ class DataSourceRead(BaseModel):
     lastUpdatedBy: str  # noqa: N815
 
 
+class DominoPermissions(PermissionsBody):
+    """Domino's ``dataSourcePermissions``."""
+
+    credentialType: str  # noqa: N815
+
+
+class LookupDocument(DataSourceRead):
+    """The data source as ``GET /v4/datasource/name/{name}`` returns it: with Domino's fields."""
+
+    config: dict[str, str] = Field(
+        description="with Domino's `type` (DataSource<Type>) and `dataSourceType`"
+    )
+    isEveryone: bool  # noqa: N815
+    userIds: list[str]  # noqa: N815
+    dataSourcePermissions: DominoPermissions  # noqa: N815
+
+
 def data_source_read(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
     """The JSON document of a data source; ``users`` must hold its owner and creator."""
     owner = users.get(ds.owner_id)
@@ -124,6 +141,23 @@ def data_source_read(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
         "lastUpdated": ds.last_updated_ms,
         "lastUpdatedBy": ds.last_updated_by,
     }
+
+
+def lookup_document(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
+    """``GET /v4/datasource/name/{name}``: the JSON document, plus the fields scripts written
+    against Domino read there: ``isEveryone`` and ``userIds`` at the top (Domino's 2021 shape),
+    ``dataSourcePermissions`` (its 2022 shape), and ``config.type`` / ``config.dataSourceType``."""
+    document = data_source_read(ds, users)
+    permissions = document["permissions"]
+    document["config"] = {
+        "type": f"DataSource{ds.data_source_type}",
+        "dataSourceType": ds.data_source_type,
+        **ds.config,
+    }
+    document["isEveryone"] = permissions["isEveryone"]
+    document["userIds"] = permissions["userIds"]
+    document["dataSourcePermissions"] = {**permissions, "credentialType": ds.credential_type.value}
+    return document
 
 
 class UserCreateBody(_Body):
