@@ -1032,13 +1032,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-downloads", action="store_true", help="with --long-reads: leave (e) out"
     )
+    parser.add_argument(
+        "--download-reps", type=int, default=None, help="with --long-reads: timed reads in (e)"
+    )
     args = parser.parse_args(argv)
     if args.long_reads:
         from long_reads import run_long_reads  # here: long_reads imports this module
 
         return run_long_reads(
             events=args.events, quick=args.quick, only=args.only, seed=args.seed,
-            downloads=not args.no_downloads,
+            downloads=not args.no_downloads, download_reps=args.download_reps,
         )  # fmt: skip
     events_n = args.events or (100_000 if args.quick else 1_000_000)
     reps = 5 if args.quick else 21

@@ -705,14 +705,20 @@ def report_filters(
 
 
 def run_long_reads(
-    *, events: int | None, quick: bool, only: str | None, seed: int, downloads: bool = True
+    *,
+    events: int | None,
+    quick: bool,
+    only: str | None,
+    seed: int,
+    downloads: bool = True,
+    download_reps: int | None = None,
 ) -> int:
     """``audit_bench.py --long-reads``: (d), (e) and (f) on each database."""
     plan = Plan(
         events=events or (QUICK_EVENTS if quick else LONG_EVENTS),
         reps=7 if quick else 21,
-        download_reps=3,
-        export_reps=3 if quick else 5,
+        download_reps=download_reps or 3,
+        export_reps=download_reps or (3 if quick else 5),
         seed=seed,
         downloads=downloads,
     )
