@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from dstrail.audit.query import names_in_trail
 from dstrail.context import Dstrail
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.trail import PLATFORM_KINDS, EventKind
@@ -169,3 +170,37 @@ def test_refused_platform_changes_change_and_record_nothing(
     assert EventKind.USER_ROLE_CHANGED.value not in {
         e["eventKind"] for e in recorded(client, admin)
     }
+
+
+def test_platform_changes_leave_the_name_suggestions_and_the_operator_name_alone(
+    client: TestClient, dstrail: Dstrail, admin: Login, alice: Login
+) -> None:
+    with dstrail.store.read() as tx:
+        assert "" not in names_in_trail(tx, "", limit=20)  # platform events name no data source
+    reserved = error(
+        client.post(f"{BASE}/users", json={"username": "operator"}, headers=admin.headers), 400
+    )
+    assert "reserved" in reserved
+    bad_role = {"role": "Root"}
+    assert "SysAdmin" in error(
+        client.put(f"{BASE}/users/{alice.id}/role", json=bad_role, headers=alice.headers), 403
+    )
+
+
+def test_a_run_token_does_not_manage_api_keys(
+    client: TestClient, dstrail: Dstrail, alice: Login
+) -> None:
+    project = client.post(f"{BASE}/projects", json={"name": "p"}, headers=alice.headers).json()
+    run = client.post(
+        f"{BASE}/runs", json={"projectId": project["id"], "runType": "App"}, headers=alice.headers
+    ).json()
+    bearer = {"Authorization": f"Bearer {run['token']}"}
+    keys = f"{BASE}/users/{alice.id}/api-keys"
+    before = state(dstrail)
+    for response in (
+        client.post(keys, headers=bearer),
+        client.get(keys, headers=bearer),
+        client.delete(f"{keys}/{new_object_id()}", headers=bearer),
+    ):
+        assert "run's token" in error(response, 403)
+    assert state(dstrail) == before

@@ -39,7 +39,7 @@ Expires = Annotated[int, Query(ge=0, le=MAX_SEQ, description="epoch seconds, as 
 _TAGS: list[str | Enum] = ["data source access"]
 lookup_router = APIRouter(tags=_TAGS, responses=V4.responses(400, 403, 404))
 proxy_router = APIRouter(tags=_TAGS, responses=PROXY.responses(400, 401, 500))
-files_router = APIRouter(tags=_TAGS, responses=SIGNED_FILES.responses(400, 403, 404))
+files_router = APIRouter(tags=_TAGS, responses=SIGNED_FILES.responses(400, 403, 404, 500))
 credentials_router = APIRouter(tags=_TAGS, responses=PUBLIC.responses(400, 401, 403, 404))
 routers = (lookup_router, proxy_router, files_router, credentials_router)
 

@@ -22,9 +22,11 @@ from dstrail.api.schemas import (
 )
 from dstrail.domain.projects import Project, Run
 from dstrail.domain.users import ApiKeyRecord, User
+from dstrail.errors import Forbidden
 from dstrail.services import projects as project_service
 from dstrail.services import runs as run_service
 from dstrail.services import users as user_service
+from dstrail.services.auth import Caller
 
 router = APIRouter(
     prefix="/api/dstrail/v1",
@@ -55,6 +57,7 @@ def set_role(
     user_id: str, body: RoleBody, dstrail: DstrailDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Give a user another role (SysAdmins only); the last SysAdmin keeps theirs."""
+    user_service.require_admin(caller.user, "changing roles")
     role = user_service.parse_role(body.role)
     with dstrail.store.write() as tx:
         user = user_service.set_role(
@@ -68,11 +71,18 @@ def set_role(
 )
 def create_api_key(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> dict[str, str]:
     """Another API key for yourself (or for anyone, as a SysAdmin)."""
+    _by_api_key(caller)
     with dstrail.store.write() as tx:
         api_key = user_service.issue_api_key_for(
             tx, actor=caller.user, user_id=user_id, label="api", now_ms=dstrail.clock()
         )
     return {"id": api_key.id, "apiKey": api_key.secret}
+
+
+def _by_api_key(caller: Caller) -> None:
+    """Keys are managed with an API key: code inside a run holds only the run's token."""
+    if caller.token_run is not None:
+        raise Forbidden("API keys are managed with an API key, not with a run's token")
 
 
 def _key_read(key: ApiKeyRecord) -> dict[str, Any]:
@@ -88,6 +98,7 @@ def _key_read(key: ApiKeyRecord) -> dict[str, Any]:
 @router.get("/users/{user_id}/api-keys", response_model=list[ApiKeyRead])
 def list_api_keys(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> list[dict[str, Any]]:
     """Your API keys (or anyone's, as a SysAdmin): ids, labels and dates, never the keys."""
+    _by_api_key(caller)
     with dstrail.store.read() as tx:
         keys = user_service.api_keys_of(tx, actor=caller.user, user_id=user_id)
     return [_key_read(key) for key in keys]
@@ -96,6 +107,7 @@ def list_api_keys(user_id: str, dstrail: DstrailDep, caller: CallerDep) -> list[
 @router.delete("/users/{user_id}/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_api_key(user_id: str, key_id: str, dstrail: DstrailDep, caller: CallerDep) -> Response:
     """Revoke one of your API keys (or anyone's, as a SysAdmin): it stops authenticating."""
+    _by_api_key(caller)
     with dstrail.store.write() as tx:
         user_service.revoke_api_key(
             tx, actor=caller.user, user_id=user_id, key_id=key_id, now_ms=dstrail.clock()

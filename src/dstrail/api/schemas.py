@@ -150,9 +150,9 @@ def lookup_document(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
     document = data_source_read(ds, users)
     permissions = document["permissions"]
     document["config"] = {
+        **ds.config,
         "type": f"DataSource{ds.data_source_type}",
         "dataSourceType": ds.data_source_type,
-        **ds.config,
     }
     document["isEveryone"] = permissions["isEveryone"]
     document["userIds"] = permissions["userIds"]

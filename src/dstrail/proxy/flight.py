@@ -61,7 +61,7 @@ def _flight_error(error: DstrailError) -> Exception:
     kind: type[Exception] = flight.FlightServerError
     if isinstance(error, NotAuthenticated):
         kind = flight.FlightUnauthenticatedError
-    elif isinstance(error, Forbidden):
+    elif isinstance(error, Forbidden) and error.status_code == 403:
         kind = flight.FlightUnauthorizedError
     return kind(message)
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from dstrail.audit.recorder import record_platform_event
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.trail import EventKind
-from dstrail.domain.users import ApiKeyRecord, Role, User
+from dstrail.domain.users import OPERATOR, ApiKeyRecord, Role, User
 from dstrail.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dstrail.store import Repositories
 
@@ -47,6 +47,8 @@ def create_user(
     ``UserCreated`` and ``ApiKeyIssued``, performed by ``actor``."""
     if not USERNAME_PATTERN.match(username):
         raise InvalidInput(f"username: {username!r} is not accepted; accepted: {USERNAME_RULE}")
+    if username == OPERATOR.username:
+        raise InvalidInput(f"username: {username!r} is reserved: the trail names the CLI so")
     if email is not None and (len(email) > 320 or "@" not in email):
         raise InvalidInput(f"email: {email!r} is not an email address")
     user = User(id=new_object_id(), username=username, email=email or "", role=role)
@@ -111,7 +113,7 @@ def set_role(tx: Repositories, *, actor: User, user_id: str, role: Role, now_ms:
         raise NotFound(f"no user with id {user_id!r}")
     if user.role is role:
         return user
-    if user.is_admin and tx.users.count_with_role(Role.SYS_ADMIN) == 1:
+    if user.is_admin and tx.users.lock_count_with_role(Role.SYS_ADMIN) == 1:
         raise Conflict(f"role: {user.username!r} is the last SysAdmin; make another one first")
     tx.users.set_role(user.id, role)
     record_platform_event(

@@ -207,6 +207,7 @@ class AuditRepository:
         query = (
             select(audit_events.c.data_source_name)
             .where(audit_events.c.data_source_name.startswith(prefix, autoescape=True))
+            .where(audit_events.c.data_source_name != "")  # platform changes name none
             .group_by(audit_events.c.data_source_name)
             .order_by(audit_events.c.data_source_name)
             .limit(limit)

@@ -76,10 +76,14 @@ class ProjectRepository:
         return [p for pid in list(ids) if (p := self.by_id(pid)) is not None]
 
     def add_collaborator(self, project_id: str, user_id: str) -> None:
-        """Make a user a collaborator (the caller checked they are not a member yet)."""
-        self._db.execute(
-            insert(project_collaborators).values(project_id=project_id, user_id=user_id)
-        )
+        """Make a user a collaborator; ``Conflict`` when a concurrent change made them one."""
+        try:
+            with self._db.begin_nested():
+                self._db.execute(
+                    insert(project_collaborators).values(project_id=project_id, user_id=user_id)
+                )
+        except IntegrityError:
+            raise Conflict("the user is already a collaborator of the project") from None
 
     def remove_collaborator(self, project_id: str, user_id: str) -> bool:
         """Remove a collaborator; whether they were one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.users import ApiKeyRecord, Role, User
@@ -83,14 +83,14 @@ class UserRepository:
         """Give a user another role."""
         self._db.execute(update(users).where(users.c.id == user_id).values(role=role.value))
 
-    def count_with_role(self, role: Role) -> int:
-        """How many users hold ``role``."""
-        return int(
-            self._db.scalar(
-                select(func.count()).select_from(users).where(users.c.role == role.value)
-            )
-            or 0
+    def lock_count_with_role(self, role: Role) -> int:
+        """How many users hold ``role``, their rows locked until the transaction ends (on
+        PostgreSQL; SQLite's writers are serialised already), so two concurrent demotions
+        cannot both see another holder."""
+        rows = self._db.execute(
+            select(users.c.id).where(users.c.role == role.value).with_for_update()
         )
+        return len(rows.all())
 
     def api_keys_of(self, user_id: str) -> list[ApiKeyRecord]:
         """A user's API keys (never their hashes), oldest first."""
