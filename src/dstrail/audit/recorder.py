@@ -9,6 +9,18 @@ from dstrail.domain.users import User
 from dstrail.store import Repositories
 
 
+def run_keys(run: Run | None) -> dict[str, str]:
+    """The metadata an event takes from the run dstrail knows (none without a run)."""
+    if run is None:
+        return {}
+    return {
+        "runType": run.run_type.value,
+        "projectId": run.project_id,
+        "runId": run.id,
+        "dataPlaneId": run.data_plane_id,
+    }
+
+
 def record_event(
     tx: Repositories,
     *,
@@ -24,14 +36,7 @@ def record_event(
     Run keys (``runType``, ``projectId``, ``runId``, ``dataPlaneId``) come from ``run``, the run
     dstrail knows, never from what a caller claimed.
     """
-    values: dict[str, str] = {}
-    if run is not None:
-        values.update(
-            runType=run.run_type.value,
-            projectId=run.project_id,
-            runId=run.id,
-            dataPlaneId=run.data_plane_id,
-        )
+    values = run_keys(run)
     if metadata:
         values.update(metadata)
     tx.audit.record(
@@ -64,14 +69,8 @@ def record_platform_event(
     no data source, in the transaction of ``tx``. ``run`` and ``project_id`` fill the columns
     that the ``runIds`` and ``projectIds`` filters read."""
     assert kind in PLATFORM_KINDS, kind
-    values = dict(metadata)
+    values = {**metadata, **run_keys(run)}
     if run is not None:
-        values.update(
-            runType=run.run_type.value,
-            projectId=run.project_id,
-            runId=run.id,
-            dataPlaneId=run.data_plane_id,
-        )
         project_id = run.project_id
     tx.audit.record(
         NewAuditEvent(
