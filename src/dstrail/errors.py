@@ -4,6 +4,7 @@
 
     DstrailError                 500  something the caller cannot fix
      +-- InvalidInput            400  a parameter or body field is wrong (names it, says what is accepted)
+     |    +-- MissingCredentials 400  no stored credentials to reach the data source with
      +-- NotAuthenticated        401  no credential, or an unknown one
      +-- Forbidden               403  a known caller that may not do this
      +-- NotFound                404  no such thing (or not visible to the caller)
@@ -67,3 +68,9 @@ class UpstreamError(DstrailError):
 
     status_code = 502
     error_type = "UpstreamError"
+
+
+class MissingCredentials(InvalidInput):
+    """The data path has no credentials to reach a data source with, for this caller."""
+
+    error_type = "MissingCredentials"

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from domino_data import configuration_gen
 from domino_data.data_sources import DataSourceClient
 
 
@@ -31,6 +32,10 @@ def run(client: DataSourceClient, op: list[Any], scratch: Path) -> Any:
     if name == "key_url":  # the proxy alone, by data source id, as the client's objects call it
         return client.get_key_url(args[0], args[1], False, {}, {})
     ds = client.get_datasource(args[0])
+    if name == "update_then":  # ds.update(<Type>Config(**fields)), then another operation
+        config_class, fields, then = args[1], args[2], args[3]
+        ds.update(getattr(configuration_gen, config_class)(**fields))
+        name, *args = then
     if name == "get":
         return ds.get(args[1]).decode()
     if name == "put":

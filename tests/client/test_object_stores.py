@@ -157,3 +157,52 @@ def test_generic_s3_with_individual_credentials(world: World, moto_url: str) -> 
     audit = world.events("2000-01-01T00:00:00Z", "DataSourceCredentialsUpdated")
     assert audit[0]["metadata"]["credentialUserId"] == world.user_ids["bob"]
     assert "bob-secret-value" not in str(audit)
+
+
+def test_config_overwrites_from_ds_update_are_served_and_recorded(world: World) -> None:
+    since = now_iso()
+    update = ["update_then", "dataset-ds", "DatasetConfig", {"subfolder": "reports"}]
+    listed, read = world.client(
+        world.env("alice"),
+        [*update, ["list", "dataset-ds", ""]],
+        [*update, ["get", "dataset-ds", "q1.csv"]],
+    )
+    assert listed == {"ok": ["q1.csv", "q2.csv"]}
+    assert read == {"ok": "quarter,revenue\nq1,100\n"}
+    recorded = [e["metadata"] for e in world.events(since) if "configOverwrites" in e["metadata"]]
+    assert [(m["operation"], m["configOverwrites"]) for m in reversed(recorded)] == [
+        ("listObjects", '{"subfolder":"reports"}'),
+        ("objectKey", '{"subfolder":"reports"}'),
+    ]
+
+
+def test_a_data_source_that_forbids_overwrites_refuses_them_and_records_it(world: World) -> None:
+    url = f"{world.base_url}/api/datasource/v1/datasources/{world.ds_ids['dataset-ds']}"
+    owner = {"X-Domino-Api-Key": world.keys["alice"]}
+
+    def allow(allowed: bool) -> None:
+        body = {"configOverwritesAllowed": allowed}
+        assert httpx.patch(url, json=body, headers=owner, timeout=10).status_code == 200
+
+    allow(False)
+    try:
+        since = now_iso()
+        refused, plain = world.client(
+            world.env("bob"),
+            ["update_then", "dataset-ds", "DatasetConfig", {"subfolder": "reports"},
+             ["list", "dataset-ds", ""]],
+            ["list", "dataset-ds", "reports/"],
+        )  # fmt: skip
+    finally:
+        allow(True)
+    assert refused == {
+        "error": "Exception: credentialsError: data source 'dataset-ds' does not accept "
+        "configOverwrites: its owner turned them off; call without them"
+    }
+    assert plain == {"ok": ["reports/q1.csv", "reports/q2.csv"]}
+    [refusal] = world.events(since, "AccessDataSourceRefused")
+    assert refusal["performedBy"] == world.user_ids["bob"]
+    assert refusal["metadata"]["reason"] == "configOverwritesForbidden"
+    assert refusal["metadata"]["configOverwrites"] == '{"subfolder":"reports"}'
+    changes = world.events(since, "UpdateDataSource")
+    assert [c["metadata"]["configOverwritesAllowed"] for c in changes] == ["true"]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from dstrail.context import Dstrail
+from dstrail.domain.timestamps import format_ms
 from tests.support import Login, SettableClock, audit_count, data_source_body
 
 V1 = "/api/datasource/v1/datasources"
@@ -82,17 +83,44 @@ def test_object_keys_stay_inside_the_data_source(
     assert audit_count(dstrail) == before
 
 
-def test_config_overwrites_cannot_move_the_target(
-    client: TestClient, alice: Login, dstrail: Dstrail
+def _access_events(client: TestClient, admin: Login, kind: str) -> list[dict[str, Any]]:
+    response = client.get(f"/api/datasource/v1/audit?eventKinds={kind}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()
+    return events
+
+
+def test_config_overwrites_are_served_recorded_and_can_be_turned_off(
+    client: TestClient, admin: Login, alice: Login, bob: Login
 ) -> None:
-    ds = _create(client, alice, "s3")
-    before = audit_count(dstrail)
-    response = _key(
-        client, alice, ds["id"], "k", False, configOverwrites={"bucket": "someone-elses"}
+    ds = _create(client, alice, "s3", permissions={"isEveryone": False, "userIds": [bob.id]})
+    assert ds["configOverwritesAllowed"] is True  # as on Domino
+    moved = _key(client, bob, ds["id"], "k", False, configOverwrites={"bucket": "elsewhere"})
+    assert moved.status_code == 200
+    assert moved.json().startswith("https://elsewhere.s3.")
+    [access] = _access_events(client, admin, "AccessDataSource")
+    assert access["metadata"]["configOverwrites"] == '{"bucket":"elsewhere"}'
+    not_accepted = _key(client, bob, ds["id"], "k", False, configOverwrites={"host": "evil"})
+    assert not_accepted.status_code == 400
+    assert not_accepted.json()["rawError"] == (
+        "configOverwrites: 'host' cannot be overwritten on a S3Config; "
+        "accepted: bucket, region, subfolder"
     )
-    assert response.status_code == 400
-    assert "'bucket' cannot be overwritten" in response.json()["rawError"]
-    assert audit_count(dstrail) == before
+
+    off = {"configOverwritesAllowed": False}
+    assert client.patch(f"{V1}/{ds['id']}", json=off, headers=bob.headers).status_code == 403
+    turned = client.patch(f"{V1}/{ds['id']}", json=off, headers=alice.headers)
+    assert turned.status_code == 200
+    assert turned.json()["configOverwritesAllowed"] is False
+    [update] = _access_events(client, admin, "UpdateDataSource")
+    assert update["metadata"]["configOverwritesAllowed"] == "false"
+    refused = _key(client, bob, ds["id"], "k", False, configOverwrites={"bucket": "elsewhere"})
+    assert refused.status_code == 400
+    assert refused.json()["errorType"] == "credentialsError"
+    assert refused.json()["subType"] == "configOverwritesForbidden"
+    [refusal] = _access_events(client, admin, "AccessDataSourceRefused")
+    assert refusal["metadata"]["configOverwrites"] == '{"bucket":"elsewhere"}'
+    assert _key(client, bob, ds["id"], "k", False).status_code == 200  # without: served
 
 
 def test_wrong_kinds_and_unknown_ids(client: TestClient, alice: Login) -> None:
@@ -176,3 +204,60 @@ def test_the_lookup_carries_dominos_fields(client: TestClient, alice: Login, bob
     assert body["config"]["type"] == "DataSourceS3Config"
     assert body["config"]["dataSourceType"] == "S3Config"
     assert body["permissions"] == {"isEveryone": False, "userIds": [bob.id]}  # dstrail's own
+    assert body["createdBy"] == {"id": alice.id, "username": alice.user.username}
+    assert (body["addedBy"], body["addedToProjectTimeMap"], body["lastAccessed"]) == ({}, {}, {})
+    assert "adminInfo" not in body
+
+
+def test_the_lookup_maps_each_project_and_shows_admins_the_projects(
+    client: TestClient, dstrail: Dstrail, admin: Login, alice: Login, bob: Login,
+    clock: SettableClock,
+) -> None:  # fmt: skip
+    ds = _create(
+        client, alice, "mapped", permissions={"isEveryone": False, "userIds": [bob.id, admin.id]}
+    )
+    projects = {}
+    for owner in (alice, bob):
+        created = client.post(
+            "/api/dstrail/v1/projects", json={"name": f"p-{owner.user.username}"},
+            headers=owner.headers,
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        projects[owner.user.username] = created.json()["id"]
+    added_at = {}
+    for owner in (alice, bob):
+        clock.advance(1000)
+        project_id = projects[owner.user.username]
+        attach = client.post(
+            f"/v4/datasource/{ds['id']}/projects/{project_id}", headers=owner.headers
+        )
+        assert attach.status_code == 200, attach.text
+        added_at[project_id] = dstrail.clock()
+    run = client.post(
+        "/api/dstrail/v1/runs", json={"projectId": projects["bob"], "runType": "Batch"},
+        headers=bob.headers,
+    )  # fmt: skip
+    assert run.status_code == 201, run.text
+    clock.advance(1000)
+    run_header = {**bob.headers, "X-Domino-Run-Id": run.json()["id"]}
+    body = {"datasourceId": ds["id"], "objectKey": "k", "isReadWrite": False}
+    assert client.post("/objectstore/key", json=body, headers=run_header).status_code == 200
+    used_at = dstrail.clock()
+    clock.advance(1000)
+    assert _key(client, bob, ds["id"], "k", False).status_code == 200  # from no run: no project
+
+    body = client.get("/v4/datasource/name/mapped", headers=alice.headers).json()
+    assert body["addedBy"] == {projects["alice"]: "alice", projects["bob"]: "bob"}
+    assert body["addedToProjectTimeMap"] == added_at
+    assert body["lastAccessed"] == {projects["alice"]: 0, projects["bob"]: used_at}
+    assert set(body["projectIds"]) == set(projects.values())
+    assert "adminInfo" not in body
+    seen = client.get("/v4/datasource/name/mapped", headers=admin.headers).json()
+    assert seen["adminInfo"] == {
+        "projectNames": {projects["alice"]: "p-alice", projects["bob"]: "p-bob"},
+        "projectIdOwnerUsernameMap": {projects["alice"]: "alice", projects["bob"]: "bob"},
+        "projectLastActiveMap": {
+            projects["alice"]: format_ms(added_at[projects["alice"]]),  # its newest: the attach
+            projects["bob"]: format_ms(used_at),
+        },
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 
 import pytest
 
@@ -24,6 +25,7 @@ from dstrail.services.access import (
     Grant,
 )
 from dstrail.services.auth import CallerCredentials
+from dstrail.services.lookup import look_up_by_name
 from tests.services.support import (
     DATA_PLANE_ID,
     kinds,
@@ -314,16 +316,70 @@ def test_an_object_key_escaping_its_root_is_invalid_and_records_nothing(
     assert kinds(dstrail) == [EventKind.CREATE_DATA_SOURCE]
 
 
-def test_config_overwrites_other_than_datetime_precision_are_invalid_and_record_nothing(
+def test_config_overwrites_domino_does_not_accept_for_the_type_are_invalid_and_record_nothing(
     dstrail: Dstrail, alice: Login, ds: DataSource
 ) -> None:
-    for overwrites in ({"bucket": "attacker-bucket"}, {"host": "evil.example.com"}):
-        with pytest.raises(InvalidInput, match="cannot be overwritten"):
+    for overwrites, message in (
+        ({"bucket": "attacker-bucket"}, "'bucket' cannot be overwritten on a DatasetConfig; "
+         "accepted: snapshotID, subfolder"),
+        ({"host": "evil.example.com"}, "'host' cannot be overwritten"),
+        ({"subfolder": 3}, "'subfolder' must be a string"),
+        ({"subfolder": "../other"}, "configOverwrites.subfolder"),
+        (["subfolder"], "must be an object"),
+    ):  # fmt: skip
+        with pytest.raises(InvalidInput, match=re.escape(message)):
             use(dstrail, ds, api_key=alice.api_key, config_overwrites=overwrites)
     assert kinds(dstrail) == [EventKind.CREATE_DATA_SOURCE]
-    grant = use(dstrail, ds, api_key=alice.api_key, config_overwrites={"datetimePrecision": "ms"})
-    assert grant.config == {"datetimePrecision": "ms"}
-    assert kinds(dstrail) == [EventKind.CREATE_DATA_SOURCE, EventKind.ACCESS_DATA_SOURCE]
+
+
+def test_accepted_config_overwrites_are_used_and_recorded_with_their_values(
+    dstrail: Dstrail, alice: Login, ds: DataSource
+) -> None:
+    grant = use(
+        dstrail, ds, api_key=alice.api_key,
+        config_overwrites={"subfolder": "reports", "snapshotID": "s-1"},
+    )  # fmt: skip
+    assert grant.config == {"subfolder": "reports", "snapshotID": "s-1"}
+    event = last(dstrail)
+    assert event.kind == EventKind.ACCESS_DATA_SOURCE
+    assert event.metadata["configOverwrites"] == '{"snapshotID":"s-1","subfolder":"reports"}'
+    use(dstrail, ds, api_key=alice.api_key, config_overwrites={})
+    assert "configOverwrites" not in last(dstrail).metadata
+
+
+def test_an_owner_who_turns_overwrites_off_has_them_refused_and_each_step_recorded(
+    dstrail: Dstrail, alice: Login, bob: Login, ds: DataSource
+) -> None:
+    def allow(login: Login, allowed: bool) -> DataSource:
+        with dstrail.change() as tx:
+            return ds_service.update_data_source(
+                tx, dstrail.vault, data_source_id=ds.id, actor=login.user, now_ms=dstrail.clock(),
+                change=ds_service.DataSourceUpdate(config_overwrites_allowed=allowed),
+            )  # fmt: skip
+
+    with pytest.raises(Forbidden):
+        allow(bob, False)  # a user of it, not its owner
+    assert last(dstrail).kind == EventKind.CHANGE_REFUSED
+    assert allow(alice, False).config_overwrites_allowed is False
+    changed = last(dstrail)
+    assert (changed.kind, changed.performed_by) == (EventKind.UPDATE_DATA_SOURCE, alice.id)
+    assert changed.metadata["changedFields"] == "configOverwritesAllowed"
+    assert changed.metadata["configOverwritesAllowed"] == "false"
+    recorded = len(trail(dstrail))
+    allow(alice, False)  # the same again: nothing changes, nothing is recorded
+    assert len(trail(dstrail)) == recorded
+
+    with pytest.raises(AccessRefused, match="does not accept configOverwrites"):
+        use(dstrail, ds, api_key=bob.api_key, config_overwrites={"subfolder": "x"})
+    refused = last(dstrail)
+    assert (refused.kind, refused.performed_by) == (EventKind.ACCESS_REFUSED, bob.id)
+    assert refused.metadata["reason"] == "configOverwritesForbidden"
+    assert refused.metadata["configOverwrites"] == '{"subfolder":"x"}'
+    assert use(dstrail, ds, api_key=bob.api_key).user == bob.user  # without them: served
+
+    assert allow(alice, True).config_overwrites_allowed is True
+    assert last(dstrail).metadata["configOverwritesAllowed"] == "true"
+    assert use(dstrail, ds, api_key=bob.api_key, config_overwrites={"subfolder": "x"}).config
 
 
 def test_a_wrong_api_key_is_not_authenticated_and_records_nothing(
@@ -344,7 +400,7 @@ def test_a_lookup_by_name_is_recorded_with_its_run_and_refused_to_others(
     started = start_run(dstrail, alice, make_project(dstrail, alice))
 
     def look_up(login: Login, run_id: str | None) -> DataSource:
-        found, users = access.look_up_by_name(
+        found = look_up_by_name(
             dstrail.store,
             credentials=CallerCredentials(api_key=login.api_key),
             name=ds.name,
@@ -352,8 +408,8 @@ def test_a_lookup_by_name_is_recorded_with_its_run_and_refused_to_others(
             signing_key=dstrail.keys.signing_key,
             clock=dstrail.clock,
         )
-        assert users[alice.id] == alice.user  # the owner, named in the document
-        return found
+        assert found.users[alice.id] == alice.user  # the owner, named in the document
+        return found.data_source
 
     assert look_up(alice, started.run.id).id == ds.id
     event = last(dstrail)

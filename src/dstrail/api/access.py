@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from dstrail.api.deps import CallerDep, DstrailDep, credentials_of
 from dstrail.api.errors import PROXY, PUBLIC, SIGNED_FILES, V4
@@ -32,6 +32,7 @@ from dstrail.proxy.datasets import file_path, write_file
 from dstrail.proxy.signing import DATASET_FILES_PATH, verify_dataset_url
 from dstrail.services import access
 from dstrail.services.credentials import set_credentials
+from dstrail.services.lookup import look_up_by_name
 
 T = TypeVar("T")
 Expires = Annotated[int, Query(ge=0, le=MAX_SEQ, description="epoch seconds, as signed")]
@@ -65,7 +66,13 @@ class ListRequestBody(_ProxyBody):
     """``POST /objectstore/list``."""
 
     prefix: str = ""
-    page_size: int = Field(default=1000, ge=1, le=access.MAX_PAGE_SIZE, alias="page_size")
+    page_size: int = Field(
+        default=1000,
+        ge=1,
+        le=access.MAX_PAGE_SIZE,
+        validation_alias=AliasChoices("page_size", "pageSize"),
+        description="also read as `pageSize`, as earlier clients sent it",
+    )
 
 
 class CredentialsBody(TextBody):
@@ -129,7 +136,7 @@ def get_data_source_by_name(
     ``runId`` is accepted only from the user who started the run (or with the run's token) and
     only while it runs; otherwise 403 and an ``AccessDataSourceRefused`` event.
     """
-    ds, users = access.look_up_by_name(
+    found = look_up_by_name(
         dstrail.store,
         credentials=credentials_of(request),
         name=name,
@@ -138,7 +145,7 @@ def get_data_source_by_name(
         clock=dstrail.clock,
     )
     return Response(
-        orjson.dumps(lookup_document(ds, users)),
+        orjson.dumps(lookup_document(found)),
         media_type="application/json",
         headers={"Cache-Control": "no-cache, no-store, must-revalidate, max-age=0"},
     )

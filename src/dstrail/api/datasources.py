@@ -47,6 +47,7 @@ def create_data_source(
         config=body.config,
         credentials=body.credentials,
         permissions=body.permissions.to_domain(),
+        config_overwrites_allowed=body.configOverwritesAllowed,
     )
     with dstrail.change() as tx:
         ds = service.create_data_source(
@@ -81,6 +82,7 @@ def update_data_source(
         config=body.config,
         credentials=body.credentials,
         permissions=body.permissions.to_domain() if body.permissions else None,
+        config_overwrites_allowed=body.configOverwritesAllowed,
     )
     with dstrail.change() as tx:
         ds = service.update_data_source(

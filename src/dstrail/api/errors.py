@@ -36,6 +36,7 @@ from dstrail.errors import (
     DstrailError,
     Forbidden,
     InvalidInput,
+    MissingCredentials,
     NotAuthenticated,
     NotFound,
 )
@@ -114,7 +115,7 @@ AUDIT = ErrorFamily(
 def proxy_error_type(error: DstrailError) -> str:
     """Domino's ``errorType`` for an error of the data source proxy."""
     status = error.status_code
-    if status in (401, 403):
+    if status in (401, 403) or isinstance(error, MissingCredentials):
         return "credentialsError"
     if status == 404:
         return "notFoundError"

@@ -8,8 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dstrail.domain.datasources import DataSource, Permissions
 from dstrail.domain.text import check_text
+from dstrail.domain.timestamps import format_ms
 from dstrail.domain.users import User
 from dstrail.services.credentials import StoredCredentials
+from dstrail.services.lookup import LookedUp
 
 
 class TextBody(BaseModel):
@@ -38,6 +40,12 @@ class PermissionsBody(_Body):
         return Permissions(is_everyone=self.isEveryone, user_ids=tuple(self.userIds))
 
 
+_OVERWRITES_ALLOWED = (
+    "whether calls may send configOverwrites (the keys Domino accepts for the type); "
+    "each overwrite is recorded in its access event"
+)
+
+
 class DataSourceCreateBody(_Body):
     """``POST /api/datasource/v1/datasources``."""
 
@@ -52,6 +60,9 @@ class DataSourceCreateBody(_Body):
         default=None, description="encrypted at rest, never returned"
     )
     permissions: PermissionsBody = Field(default_factory=PermissionsBody)
+    configOverwritesAllowed: bool = Field(  # noqa: N815
+        default=True, description=_OVERWRITES_ALLOWED
+    )
 
 
 class DataSourceUpdateBody(_Body):
@@ -64,6 +75,9 @@ class DataSourceUpdateBody(_Body):
         default=None, description="encrypted at rest, never returned"
     )
     permissions: PermissionsBody | None = None
+    configOverwritesAllowed: bool | None = Field(  # noqa: N815
+        default=None, description=_OVERWRITES_ALLOWED
+    )
 
 
 class OwnerInfo(BaseModel):
@@ -93,6 +107,7 @@ class DataSourceRead(BaseModel):
     addedBy: dict[str, str]  # noqa: N815
     lastUpdated: int  # noqa: N815
     lastUpdatedBy: str  # noqa: N815
+    configOverwritesAllowed: bool  # noqa: N815
 
 
 class DominoPermissions(PermissionsBody):
@@ -101,15 +116,46 @@ class DominoPermissions(PermissionsBody):
     credentialType: str  # noqa: N815
 
 
+class AdminInfo(BaseModel):
+    """What a SysAdmin's lookup adds, by project id."""
+
+    projectNames: dict[str, str]  # noqa: N815
+    projectIdOwnerUsernameMap: dict[str, str]  # noqa: N815
+    projectLastActiveMap: dict[str, str | None] = Field(  # noqa: N815
+        description="the time of the newest event naming the project (ISO 8601); null: none"
+    )
+
+
+class UserRef(BaseModel):
+    """A user by id and name."""
+
+    id: str
+    username: str
+
+
 class LookupDocument(DataSourceRead):
     """The data source as ``GET /v4/datasource/name/{name}`` returns it: with Domino's fields."""
 
     config: dict[str, str] = Field(
         description="with Domino's `type` (DataSource<Type>) and `dataSourceType`"
     )
+    addedBy: dict[str, str] = Field(  # noqa: N815
+        description="project id to the username of who added the data source to it"
+    )
+    createdBy: UserRef  # noqa: N815
+    addedToProjectTimeMap: dict[str, int] = Field(  # noqa: N815
+        description="project id to when the data source was added to it (epoch ms)"
+    )
+    lastAccessed: dict[str, int] = Field(  # noqa: N815
+        description="project id to its last granted access from a run of the project "
+        "(epoch ms; 0: never)"
+    )
     isEveryone: bool  # noqa: N815
     userIds: list[str]  # noqa: N815
     dataSourcePermissions: DominoPermissions  # noqa: N815
+    adminInfo: AdminInfo | None = Field(  # noqa: N815
+        default=None, description="SysAdmins only"
+    )
 
 
 def data_source_read(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
@@ -140,13 +186,16 @@ def data_source_read(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
         "addedBy": {"id": ds.added_by, "username": added_by.username if added_by else ""},
         "lastUpdated": ds.last_updated_ms,
         "lastUpdatedBy": ds.last_updated_by,
+        "configOverwritesAllowed": ds.config_overwrites_allowed,
     }
 
 
-def lookup_document(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
-    """``GET /v4/datasource/name/{name}``: the JSON document, plus the fields scripts written
+def lookup_document(found: LookedUp) -> dict[str, Any]:
+    """``GET /v4/datasource/name/{name}``: the JSON document with the fields scripts written
     against Domino read there: ``isEveryone`` and ``userIds`` at the top (Domino's 2021 shape),
-    ``dataSourcePermissions`` (its 2022 shape), and ``config.type`` / ``config.dataSourceType``."""
+    ``dataSourcePermissions`` (its 2022 shape), ``config.type`` / ``config.dataSourceType``,
+    the project maps, and ``adminInfo`` for a SysAdmin. ``createdBy`` is who created it."""
+    ds, users = found.data_source, found.users
     document = data_source_read(ds, users)
     permissions = document["permissions"]
     document["config"] = {
@@ -154,10 +203,31 @@ def lookup_document(ds: DataSource, users: dict[str, User]) -> dict[str, Any]:
         "type": f"DataSource{ds.data_source_type}",
         "dataSourceType": ds.data_source_type,
     }
+    document["createdBy"] = document.pop("addedBy")
+    document["addedBy"] = {link.project_id: _username(users, link.added_by) for link in found.links}
+    document["addedToProjectTimeMap"] = {link.project_id: link.added_at_ms for link in found.links}
+    document["lastAccessed"] = {link.project_id: link.last_accessed_ms for link in found.links}
     document["isEveryone"] = permissions["isEveryone"]
     document["userIds"] = permissions["userIds"]
     document["dataSourcePermissions"] = {**permissions, "credentialType": ds.credential_type.value}
+    if found.admin is not None:
+        projects = found.admin.projects
+        document["adminInfo"] = {
+            "projectNames": {pid: project.name for pid, project in projects.items()},
+            "projectIdOwnerUsernameMap": {
+                pid: _username(users, project.owner_id) for pid, project in projects.items()
+            },
+            "projectLastActiveMap": {
+                pid: format_ms(ms) if ms is not None else None
+                for pid, ms in found.admin.last_active_ms.items()
+            },
+        }
     return document
+
+
+def _username(users: dict[str, User], user_id: str) -> str:
+    user = users.get(user_id)
+    return user.username if user else ""
 
 
 class UserCreateBody(_Body):

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from dstrail import __version__
-from dstrail.cli import admin, audit, backup, credentials, demo, serve, users
+from dstrail.cli import admin, audit, backup, credentials, datasources, demo, serve, users
 from dstrail.cli.common import run_command
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_FAMILIES = (serve, demo, users, admin, audit, credentials, backup)
+COMMAND_FAMILIES = (serve, demo, users, admin, audit, credentials, datasources, backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

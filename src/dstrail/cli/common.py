@@ -48,6 +48,17 @@ def add_command(
     return parser
 
 
+def subcommands(commands: Subparsers, name: str, help_text: str) -> Subparsers:
+    """The sub-commands of ``name``, created or (when another family made it) reused."""
+    parser = commands.choices.get(name)
+    if parser is None:
+        parser = commands.add_parser(name, help=help_text)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags given."""
     overrides: dict[str, Any] = {}

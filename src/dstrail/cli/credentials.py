@@ -18,26 +18,15 @@ import getpass
 import sys
 
 from dstrail.api.schemas import credentials_stored
-from dstrail.cli.common import Subparsers, add_command, open_from, print_json
+from dstrail.cli.common import Subparsers, add_command, open_from, print_json, subcommands
 from dstrail.errors import InvalidInput
 from dstrail.services import credentials as credential_service
 
 
-def _subcommands(commands: Subparsers, name: str, help_text: str) -> Subparsers:
-    """The sub-commands of ``name``, created or (when another family made it) reused."""
-    parser = commands.choices.get(name)
-    if parser is None:
-        parser = commands.add_parser(name, help=help_text)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
-
-
 def register(commands: Subparsers) -> None:
     """Add the commands of this family."""
-    datasources = _subcommands(commands, "datasources", "data sources")
-    credentials = _subcommands(datasources, "credentials", "credentials of data sources")
+    datasources = subcommands(commands, "datasources", "data sources")
+    credentials = subcommands(datasources, "credentials", "credentials of data sources")
     set_command = add_command(
         credentials, "set", _set, "store credentials (encrypted; never printed)"
     )

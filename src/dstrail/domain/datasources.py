@@ -67,6 +67,47 @@ AUTH_TYPES: frozenset[str] = frozenset(
 )
 """``DatasourceDtoAuthType`` of the dominodatalab-data client."""
 
+CONFIG_OVERWRITES: dict[str, frozenset[str]] = {
+    data_source_type: frozenset(keys)
+    for data_source_type, keys in {
+        "ADLSConfig": ("bucket",),
+        "AzureBlobStorageConfig": ("bucket",),
+        "BigQueryConfig": ("project", "datetimePrecision"),
+        "ClickHouseConfig": ("datetimePrecision",),
+        "DatabricksConfig": ("datetimePrecision", "catalog", "schema"),
+        "DatasetConfig": ("snapshotID", "subfolder"),
+        "DB2Config": ("datetimePrecision",),
+        "DB2NativeConfig": ("database", "datetimePrecision"),
+        "DruidConfig": ("datetimePrecision",),
+        "GCSConfig": ("bucket",),
+        "GenericJDBCConfig": ("datetimePrecision",),
+        "GenericS3Config": ("bucket", "subfolder", "host", "region"),
+        "GreenplumConfig": ("datetimePrecision",),
+        "IgniteConfig": ("datetimePrecision",),
+        "MariaDBConfig": ("datetimePrecision",),
+        "MongoDBConfig": ("datetimePrecision",),
+        "MySQLConfig": ("database", "datetimePrecision", "region"),
+        "NetAppVolumeConfig": ("snapshotVersion", "subfolder"),
+        "NetezzaConfig": ("datetimePrecision",),
+        "OracleConfig": ("database", "datetimePrecision"),
+        "PalantirConfig": ("datetimePrecision",),
+        "PostgreSQLConfig": ("database", "datetimePrecision", "region"),
+        "RedshiftConfig": ("database", "datetimePrecision", "region"),
+        "S3Config": ("bucket", "subfolder", "region"),
+        "SAPHanaConfig": ("datetimePrecision",),
+        "SingleStoreConfig": ("datetimePrecision",),
+        "SnowflakeConfig": ("datetimePrecision", "database", "role", "schema", "warehouse"),
+        "SQLServerConfig": ("database", "datetimePrecision"),
+        "SynapseConfig": ("datetimePrecision",),
+        "TabularS3GlueConfig": ("database", "datetimePrecision", "region"),
+        "TeradataConfig": ("datetimePrecision",),
+        "TrinoConfig": ("catalog", "datetimePrecision", "schema"),
+        "VerticaConfig": ("datetimePrecision",),
+    }.items()
+}
+"""The config keys a caller may overwrite per call, by type: those of the client's config
+classes (``domino_data.configuration_gen``), as Domino accepts them."""
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 NAME_RULE = "1-128 letters, digits, '-', '_' or '.', starting with a letter or digit"
 
@@ -113,11 +154,25 @@ class DataSource:
     created_at_ms: int
     last_updated_ms: int
     last_updated_by: str
+    config_overwrites_allowed: bool = True
+    """Whether calls may overwrite config keys (``CONFIG_OVERWRITES``); the owner or a SysAdmin
+    turns it off. On by default, as on Domino."""
 
     @property
     def is_active(self) -> bool:
         """Not deleted."""
         return self.status is Status.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectLink:
+    """A data source's place in one project: who added it and when, and its last use there."""
+
+    project_id: str
+    added_by: str
+    added_at_ms: int
+    last_accessed_ms: int
+    """The last granted access from a run of the project; 0 for never."""
 
 
 def can_use(data_source: DataSource, user: User) -> bool:

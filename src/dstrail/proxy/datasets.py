@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dstrail.errors import InvalidInput, NotFound
+from dstrail.errors import DstrailError, InvalidInput, NotFound
 from dstrail.services.access import check_object_key
 
 
@@ -39,9 +39,23 @@ def list_keys(data_dir: Path, data_source_id: str, prefix: str, page_size: int) 
                 continue
             key = (Path(directory) / name).relative_to(root).as_posix()
             if key.startswith(prefix):
-                keys.append(key)
+                keys.append(_text_key(key))
     keys.sort()
     return keys[:page_size]
+
+
+def _text_key(key: str) -> str:
+    """A key the client can read; a file name that is not UTF-8 (written to the folder by
+    something else) fails the listing, naming it, rather than being left out unseen."""
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        shown = key.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise DstrailError(
+            f"Error listing files: the file name {shown!r} is not UTF-8; rename it in the "
+            "dataset's folder"
+        ) from None
+    return key
 
 
 async def write_file(path: Path, chunks: AsyncIterator[bytes]) -> int:

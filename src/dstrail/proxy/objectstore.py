@@ -27,14 +27,15 @@ def signed_url(
     than a URL that would fail later."""
     ds = grant.data_source
     if ds.data_source_type == "DatasetConfig":
-        if not write and not file_path(data_dir, ds.id, key).is_file():
+        stored_key = _dataset_subfolder(grant) + key
+        if not write and not file_path(data_dir, ds.id, stored_key).is_file():
             raise NotFound(f"no object {key!r} in data source {ds.name!r}")
         return sign_dataset_url(
             base_url,
             signing_key=signing_key,
             method="PUT" if write else "GET",
             data_source_id=ds.id,
-            key=key,
+            key=stored_key,
             now_s=now_ms // 1000,
             ttl_s=ttl_s,
         )
@@ -48,8 +49,24 @@ def list_keys(grant: Grant, *, prefix: str, page_size: int, data_dir: Path) -> l
     """The keys under ``prefix``."""
     ds = grant.data_source
     if ds.data_source_type == "DatasetConfig":
-        return datasets.list_keys(data_dir, ds.id, prefix, page_size)
+        subfolder = _dataset_subfolder(grant)
+        keys = datasets.list_keys(data_dir, ds.id, subfolder + prefix, page_size)
+        return [stored[len(subfolder) :] for stored in keys]
     return s3.list_keys(
         ds.data_source_type, grant.config, grant.credentials or {}, prefix=prefix,
         page_size=page_size,
     )  # fmt: skip
+
+
+def _dataset_subfolder(grant: Grant) -> str:
+    """``subfolder/`` of a dataset's config ('' for none); ``NotFound`` for a ``snapshotID``:
+    dstrail keeps a dataset's current files, no snapshots."""
+    snapshot = grant.config.get("snapshotID", "")
+    if snapshot:
+        raise NotFound(
+            f"snapshotID: no snapshot {snapshot!r} of data source {grant.data_source.name!r}: "
+            "dstrail serves a dataset's current files and keeps no snapshots; call without "
+            "snapshotID"
+        )
+    subfolder = grant.config.get("subfolder", "").strip("/")
+    return f"{subfolder}/" if subfolder else ""

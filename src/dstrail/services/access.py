@@ -10,11 +10,13 @@ The rules (SPEC sections 2 and 4):
   recorded and committed in a transaction of its own, and the entry point answers 403;
 - access from outside any run is recorded without run keys.
 
-Overwrites sent by the client: ``configOverwrites`` may only change settings that do not move
-the connection to another target (``datetimePrecision``); anything else is refused with 400, so
-nobody can point the owner's shared credentials at a host, bucket or database of their choosing.
-``credentialOverwrites`` are the caller's own secrets: when given they replace (never merge
-with) the stored credentials, reach only the configured target, and are never recorded.
+Overwrites sent by the client: ``configOverwrites`` may change the config keys Domino accepts
+for the data source's type (``CONFIG_OVERWRITES``: a bucket, region, subfolder, database...),
+as on Domino. Since they can aim the owner's credentials elsewhere, every overwrite is recorded
+in the access event (``configOverwrites``: the keys and values, as JSON), and a data source
+whose owner turned them off (``config_overwrites_allowed``) refuses them, recorded as a refusal
+(``configOverwritesForbidden``). ``credentialOverwrites`` are the caller's own secrets: when
+given they replace (never merge with) the stored credentials and are never recorded.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import orjson
+
 from dstrail.audit.recorder import record_event
-from dstrail.domain.datasources import CredentialType, DataSource, can_use
+from dstrail.domain.datasources import CONFIG_OVERWRITES, CredentialType, DataSource, can_use
 from dstrail.domain.projects import Run
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import User
-from dstrail.errors import Forbidden, InvalidInput, NotFound
+from dstrail.errors import Forbidden, InvalidInput, MissingCredentials, NotFound
 from dstrail.services.auth import Caller, CallerCredentials, authenticate
 from dstrail.services.credentials import CredentialVault, credentials_for, validate_credentials
 from dstrail.services.users import hash_api_key
@@ -46,9 +50,6 @@ TABULAR_TYPES = frozenset({"PostgreSQLConfig", "MySQLConfig", "MariaDBConfig"})
 
 NO_CREDENTIAL_TYPES = frozenset({"DatasetConfig"})
 """Types whose files dstrail keeps itself: no credentials involved."""
-
-SAFE_CONFIG_OVERWRITES = frozenset({"datetimePrecision"})
-"""Config keys a caller may overwrite: none of them changes where the connection goes."""
 
 MAX_OBJECT_KEY = 1024
 MAX_PAGE_SIZE = 10_000
@@ -157,7 +158,7 @@ def query_digest(sql: str) -> str:
 # -- decisions ---------------------------------------------------------------------------------
 
 
-def _decide(
+def decide_access(
     tx: Repositories,
     *,
     caller: Caller,
@@ -216,7 +217,7 @@ def _run_problem(
     return None
 
 
-def _record_access(
+def record_access(
     tx: Repositories,
     *,
     grant_to: User,
@@ -226,6 +227,8 @@ def _record_access(
     details: dict[str, str],
     now_ms: int,
 ) -> None:
+    """Write down a granted access (``AccessDataSource``) and, for a run of a project the data
+    source is in, its last access there."""
     record_event(
         tx,
         kind=EventKind.ACCESS_DATA_SOURCE,
@@ -235,6 +238,8 @@ def _record_access(
         run=run,
         metadata={"clientSource": claim.client_source, **details},
     )
+    if run is not None and run.project_id in data_source.project_ids:
+        tx.data_sources.note_access_from_project(data_source.id, run.project_id, now_ms)
 
 
 def record_refusal(tx: Repositories, *, refusal: AccessRefused, now_ms: int) -> None:
@@ -290,50 +295,45 @@ def _active_by_id(
     return ds
 
 
-def look_up(
-    tx: Repositories, *, caller: Caller, name: str, claim: AccessClaim, now_ms: int
-) -> tuple[DataSource, dict[str, User]]:
-    """The data source named ``name`` for code that will use it; records ``getDataSource``.
-
-    Returns the data source and the users its JSON document names (owner, creator).
-    """
-    ds = tx.data_sources.active_by_name(name)
-    if ds is None:
-        raise NotFound(f"Datasource with name {name} does not exist")
-    details = {"operation": Operation.GET_DATA_SOURCE}
-    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
-    _record_access(
-        tx, grant_to=caller.user, data_source=ds, run=run, claim=claim, details=details,
-        now_ms=now_ms,
-    )  # fmt: skip
-    users = {caller.user.id: caller.user}
-    missing = sorted({ds.owner_id, ds.added_by} - set(users))
-    if missing:
-        users.update(tx.users.by_ids(missing))
-    return ds, users
-
-
 # -- the data path -----------------------------------------------------------------------------
 
 
-def _checked_overwrites(
-    ds: DataSource, config_overwrites: object, credential_overwrites: object
-) -> tuple[dict[str, str], dict[str, str] | None]:
-    config = dict(ds.config)
-    if config_overwrites:
-        if not isinstance(config_overwrites, dict):
-            raise InvalidInput("configOverwrites: must be an object of string values")
-        for key, value in config_overwrites.items():
-            if key not in SAFE_CONFIG_OVERWRITES or not isinstance(value, str):
-                raise InvalidInput(
-                    f"configOverwrites: {key!r} cannot be overwritten: the data source's "
-                    "target is set by its owner; accepted: " + ", ".join(SAFE_CONFIG_OVERWRITES)
-                )
-            config[key] = value
-    credentials = None
-    if credential_overwrites and ds.data_source_type not in NO_CREDENTIAL_TYPES:
-        credentials = validate_credentials(credential_overwrites, field="credentialOverwrites")
-    return config, credentials
+def _checked_config_overwrites(ds: DataSource, overwrites: object) -> dict[str, str]:
+    """The overwrites as sent when Domino accepts each of them for the type; ``InvalidInput``
+    naming the accepted keys else."""
+    if not overwrites:
+        return {}
+    accepted = CONFIG_OVERWRITES.get(ds.data_source_type, frozenset())
+    listed = ", ".join(sorted(accepted)) or "none"
+    if not isinstance(overwrites, dict):
+        raise InvalidInput("configOverwrites: must be an object of string values")
+    for key, value in overwrites.items():
+        if key not in accepted:
+            raise InvalidInput(
+                f"configOverwrites: {key!r} cannot be overwritten on a {ds.data_source_type}; "
+                f"accepted: {listed}"
+            )
+        if not isinstance(value, str) or len(value) > MAX_OBJECT_KEY:
+            raise InvalidInput(
+                f"configOverwrites: {key!r} must be a string of at most {MAX_OBJECT_KEY} characters"
+            )
+    return dict(sorted(overwrites.items()))
+
+
+def _overwritten_config(
+    ds: DataSource, overwrites: dict[str, str], *, caller: Caller, refusal: dict[str, str]
+) -> dict[str, str]:
+    """The config this call uses; ``AccessRefused`` when the owner turned overwrites off."""
+    if overwrites and not ds.config_overwrites_allowed:
+        raise AccessRefused(
+            f"data source {ds.name!r} does not accept configOverwrites: its owner turned them "
+            "off; call without them",
+            data_source=ds, actor=caller.user,
+            metadata={**refusal, "reason": "configOverwritesForbidden"},
+        )  # fmt: skip
+    if "subfolder" in overwrites and overwrites["subfolder"].strip("/"):
+        check_object_key(overwrites["subfolder"].strip("/"), field="configOverwrites.subfolder")
+    return {**ds.config, **overwrites}
 
 
 def _credentials(
@@ -343,13 +343,13 @@ def _credentials(
     if stored is not None:
         return stored
     if ds.credential_type is CredentialType.INDIVIDUAL:
-        raise InvalidInput(
+        raise MissingCredentials(
             f"data source {ds.name!r} uses Individual credentials and user {user.username!r} "
             f"has none stored; store yours with PUT /api/datasource/v1/datasources/{ds.id}"
             "/credentials, or ask an operator to run `dstrail datasources credentials set "
             f"{ds.name} --user {user.username} --field username=... --field password`"
         )
-    raise InvalidInput(
+    raise MissingCredentials(
         f"data source {ds.name!r} has no shared credentials stored; its owner sets them with "
         f"PUT /api/datasource/v1/datasources/{ds.id}/credentials"
     )
@@ -365,22 +365,27 @@ def grant(
     ds = _active_by_id(tx, request.data_source_id, caller=caller, claim=claim, details=details)
     # Decided before the type is checked: a caller who may not use the data source is refused
     # (and recorded) whatever they asked for, and learns nothing of its type.
-    run = _decide(tx, caller=caller, data_source=ds, claim=claim, details=details)
+    run = decide_access(tx, caller=caller, data_source=ds, claim=claim, details=details)
     if ds.data_source_type not in operation.types:
         raise InvalidInput(
             f"data source {ds.name!r} is a {ds.data_source_type}, not {operation.kind}; "
             "accepted: " + ", ".join(sorted(operation.types))
         )
-    config, overwritten = _checked_overwrites(
-        ds, request.config_overwrites, request.credential_overwrites
+    overwrites = _checked_config_overwrites(ds, request.config_overwrites)
+    if overwrites:
+        details = {**details, "configOverwrites": orjson.dumps(overwrites).decode()}
+    config = _overwritten_config(
+        ds, overwrites, caller=caller, refusal={"clientSource": claim.client_source, **details}
     )
     credentials: dict[str, str] | None = None
-    if overwritten is not None:
-        credentials = overwritten
+    if request.credential_overwrites and ds.data_source_type not in NO_CREDENTIAL_TYPES:
+        credentials = validate_credentials(
+            request.credential_overwrites, field="credentialOverwrites"
+        )
         details = {**details, "credentialSource": "caller"}
     elif ds.data_source_type not in NO_CREDENTIAL_TYPES:
         credentials = _credentials(tx, vault, ds=ds, user=caller.user)
-    _record_access(
+    record_access(
         tx, grant_to=caller.user, data_source=ds, run=run, claim=claim, details=details,
         now_ms=now_ms,
     )  # fmt: skip
@@ -478,22 +483,3 @@ def serve_access(
         return serve(grant(tx, vault, caller=caller, request=request, now_ms=clock()))
 
     return run_access(store, decide, read_ahead=request.read_ahead(), clock=clock)
-
-
-def look_up_by_name(
-    store: Store,
-    *,
-    credentials: CallerCredentials,
-    name: str,
-    claim: AccessClaim,
-    signing_key: str,
-    clock: Callable[[], int],
-) -> tuple[DataSource, dict[str, User]]:
-    """``look_up`` in the data path's transactions: Domino's lookup by name."""
-
-    def decide(tx: Repositories) -> tuple[DataSource, dict[str, User]]:
-        caller = authenticate(tx, credentials, signing_key=signing_key)
-        return look_up(tx, caller=caller, name=name, claim=claim, now_ms=clock())
-
-    ahead = read_ahead(api_key=credentials.api_key, claim=claim, name=name)
-    return run_access(store, decide, read_ahead=ahead, clock=clock)

@@ -46,6 +46,7 @@ class DataSourceCreate:
     display_name: str | None = None
     description: str = ""
     credentials: dict[str, str] | None = None
+    config_overwrites_allowed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class DataSourceUpdate:
     config: dict[str, str] | None = None
     credentials: dict[str, str] | None = None
     permissions: Permissions | None = None
+    config_overwrites_allowed: bool | None = None
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -201,6 +203,7 @@ def create_data_source(
         created_at_ms=now_ms,
         last_updated_ms=now_ms,
         last_updated_by=actor.id,
+        config_overwrites_allowed=spec.config_overwrites_allowed,
     )
     tx.data_sources.add(ds)
     if credentials is not None:
@@ -219,6 +222,8 @@ def create_data_source(
             "ownerId": ds.owner_id,
             "userIds": ",".join(ds.permissions.user_ids),
             "projectIds": ",".join(ds.project_ids),
+            # Domino's seven keys; the switch only when it is not Domino's default (on)
+            **({} if ds.config_overwrites_allowed else {"configOverwritesAllowed": "false"}),
         },
     )
     return ds
@@ -246,6 +251,11 @@ def update_data_source(
         config=config if config is not None else ds.config,
         last_updated_ms=now_ms,
         last_updated_by=actor.id,
+        config_overwrites_allowed=(
+            change.config_overwrites_allowed
+            if change.config_overwrites_allowed is not None
+            else ds.config_overwrites_allowed
+        ),
     )
     changed_fields = [
         name
@@ -253,6 +263,11 @@ def update_data_source(
             ("displayName", ds.display_name, updated.display_name),
             ("description", ds.description, updated.description),
             ("config", ds.config, updated.config),
+            (
+                "configOverwritesAllowed",
+                ds.config_overwrites_allowed,
+                updated.config_overwrites_allowed,
+            ),
         )
         if before != after
     ]
@@ -271,7 +286,14 @@ def update_data_source(
             data_source=updated,
             actor=actor,
             now_ms=now_ms,
-            metadata={"changedFields": ",".join(changed_fields)},
+            metadata={
+                "changedFields": ",".join(changed_fields),
+                **(
+                    {"configOverwritesAllowed": _flag(updated.config_overwrites_allowed)}
+                    if "configOverwritesAllowed" in changed_fields
+                    else {}
+                ),
+            },
         )
     if credentials is not None:
         store_credentials(
@@ -402,7 +424,7 @@ def attach_to_project(
         )  # fmt: skip
     if project.id in ds.project_ids:
         raise Conflict(f"data source {ds.name!r} is already in project {project.name!r}")
-    tx.data_sources.attach_project(ds.id, project.id)
+    tx.data_sources.attach_project(ds.id, project.id, added_by=actor.id, now_ms=now_ms)
     attached = replace(ds, project_ids=tuple(sorted((*ds.project_ids, project.id))))
     record_event(
         tx,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-from sqlalchemy import Connection, func, or_, select, text
+from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount
 from dstrail.domain.timestamps import day_of
@@ -201,6 +201,20 @@ class AuditRepository:
         return [
             DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
         ]
+
+    def last_event_ms_of_projects(self, project_ids: Sequence[str]) -> dict[str, int | None]:
+        """The time of the newest event naming each project (its last activity), None for a
+        project the trail never names; one index seek each (``ix_audit_project_ts``)."""
+        newest = (
+            select(audit_events.c.ts_ms)
+            .where(audit_events.c.project_id == bindparam("project_id"))
+            .order_by(audit_events.c.ts_ms.desc(), audit_events.c.seq.desc())
+            .limit(1)
+        )
+        return {
+            project_id: self._db.execute(newest, {"project_id": project_id}).scalar()
+            for project_id in project_ids
+        }
 
     def names_seen(self, prefix: str = "", limit: int = 20) -> list[str]:
         """Data source names that appear in the trail (deleted ones included)."""

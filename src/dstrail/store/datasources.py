@@ -9,7 +9,13 @@ import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
+from dstrail.domain.datasources import (
+    CredentialType,
+    DataSource,
+    Permissions,
+    ProjectLink,
+    Status,
+)
 from dstrail.errors import Conflict
 from dstrail.store.driver import DriverReads, Read, Statement, statement
 from dstrail.store.schema import (
@@ -35,6 +41,7 @@ _NAMES = (
     "created_at",
     "last_updated",
     "last_updated_by",
+    "config_overwrites_allowed",
 )
 """The columns every read of a data source selects, in order (``_data_source`` reads them by
 name; the reads with links add ``user_ids`` and ``project_ids``)."""
@@ -94,6 +101,7 @@ def _data_source(
         created_at_ms=values["created_at"],
         last_updated_ms=values["last_updated"],
         last_updated_by=values["last_updated_by"],
+        config_overwrites_allowed=bool(values["config_overwrites_allowed"]),
     )
 
 
@@ -204,6 +212,7 @@ class DataSourceRepository:
                         created_at=ds.created_at_ms,
                         last_updated=ds.last_updated_ms,
                         last_updated_by=ds.last_updated_by,
+                        config_overwrites_allowed=ds.config_overwrites_allowed,
                     )
                 )
         except IntegrityError:
@@ -224,6 +233,7 @@ class DataSourceRepository:
                 status=ds.status.value,
                 last_updated=ds.last_updated_ms,
                 last_updated_by=ds.last_updated_by,
+                config_overwrites_allowed=ds.config_overwrites_allowed,
             )
         )
         self._db.execute(
@@ -238,12 +248,49 @@ class DataSourceRepository:
                 [{"data_source_id": data_source_id, "user_id": uid} for uid in user_ids],
             )
 
-    def attach_project(self, data_source_id: str, project_id: str) -> None:
+    def attach_project(
+        self, data_source_id: str, project_id: str, *, added_by: str, now_ms: int
+    ) -> None:
         """Link a data source to a project."""
         self._db.execute(
             insert(data_source_projects).values(
-                data_source_id=data_source_id, project_id=project_id
+                data_source_id=data_source_id,
+                project_id=project_id,
+                added_by=added_by,
+                added_at=now_ms,
             )
+        )
+
+    def project_links(self, data_source_id: str) -> list[ProjectLink]:
+        """The data source's place in each of its projects, by project id."""
+        links = data_source_projects.c
+        rows = self._db.execute(
+            select(links.project_id, links.added_by, links.added_at, links.last_accessed)
+            .where(links.data_source_id == data_source_id)
+            .order_by(links.project_id)
+        )
+        return [
+            ProjectLink(
+                project_id=project_id,
+                added_by=added_by,
+                added_at_ms=int(added_at),
+                last_accessed_ms=int(last_accessed),
+            )
+            for project_id, added_by, added_at, last_accessed in rows
+        ]
+
+    def note_access_from_project(self, data_source_id: str, project_id: str, now_ms: int) -> None:
+        """Remember a granted access from a run of the project (``ProjectLink.last_accessed``);
+        nothing when the data source is not in the project."""
+        links = data_source_projects.c
+        self._db.execute(
+            update(data_source_projects)
+            .where(
+                links.data_source_id == data_source_id,
+                links.project_id == project_id,
+                links.last_accessed < now_ms,
+            )
+            .values(last_accessed=now_ms)
         )
 
     def detach_project(self, data_source_id: str, project_id: str) -> None:

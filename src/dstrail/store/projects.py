@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,6 +55,10 @@ class ProjectRepository:
         return Project(
             id=row.id, name=row.name, owner_id=row.owner_id, collaborator_ids=tuple(collaborators)
         )
+
+    def by_ids(self, project_ids: Sequence[str]) -> dict[str, Project]:
+        """Projects by id, for the ids that exist."""
+        return {p.id: p for pid in project_ids if (p := self.by_id(pid)) is not None}
 
     def by_name(self, name: str, *, owner_id: str | None = None) -> list[Project]:
         """Projects with this name (of one owner when given)."""

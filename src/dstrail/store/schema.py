@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 metadata = MetaData()
@@ -83,6 +84,7 @@ data_sources = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_updated", BigInteger, nullable=False),
     Column("last_updated_by", String(24), nullable=False),
+    Column("config_overwrites_allowed", Boolean, nullable=False, server_default=true()),
 )
 
 data_source_users = Table(
@@ -97,6 +99,9 @@ data_source_projects = Table(
     metadata,
     Column("data_source_id", String(24), primary_key=True),
     Column("project_id", String(24), primary_key=True),
+    Column("added_by", String(24), nullable=False, server_default=""),
+    Column("added_at", BigInteger, nullable=False, server_default="0"),
+    Column("last_accessed", BigInteger, nullable=False, server_default="0"),
 )
 
 SHARED_CREDENTIALS_USER = ""
