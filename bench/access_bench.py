@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def populate(settings: Settings) -> tuple[str, str]:
-    """A user with a running run and a data source; returns (api key, run id)."""
+    """A user with a running run and a data source in its project; returns (api key, run id)."""
     dstrail = open_dstrail(settings)
     now = dstrail.clock()
     with dstrail.store.write() as tx:
@@ -68,8 +68,12 @@ def populate(settings: Settings) -> tuple[str, str]:
             config={},
             permissions=Permissions(is_everyone=True),
         )
-        ds_service.create_data_source(
+        ds = ds_service.create_data_source(
             tx, CredentialVault(dstrail.keys.encryption_key), spec=spec, actor=user, now_ms=now
+        )
+        # in the run's project, as on Domino: each lookup also keeps the project's last access
+        ds_service.attach_to_project(
+            tx, data_source_id=ds.id, project_id=project.id, actor=user, now_ms=now
         )
     dstrail.store.dispose()
     return key.secret, run.id

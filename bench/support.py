@@ -62,7 +62,7 @@ def bench_data_source(ds_id: str, name: str, ds_type: str, owner: str, now: int)
         config={},
         owner_id=owner,
         permissions=Permissions(is_everyone=True),
-        project_ids=(),
+        project_links=(),
         status=Status.ACTIVE,
         added_by=owner,
         created_at_ms=now,

@@ -98,3 +98,15 @@ def test_refused_runs_reach_the_client_readably(world: World) -> None:
     assert event["metadata"]["reason"] == "runOfAnotherUser"
     assert event["metadata"]["operation"] == "query"
     assert world.events(since) == []
+
+
+def test_a_database_overwrite_from_ds_update_is_queried_and_recorded(world: World) -> None:
+    since = now_iso()
+    [result] = world.client(
+        world.env("alice"),
+        ["update_then", "pg-ds", "PostgreSQLConfig", {"database": "template1"},
+         ["query", "pg-ds", "select current_database() as db"]],
+    )  # fmt: skip
+    assert result == {"ok": {"db": ["template1"]}}
+    [event] = [e for e in world.events(since) if e["metadata"]["operation"] == "query"]
+    assert event["metadata"]["configOverwrites"] == '{"database":"template1"}'

@@ -261,3 +261,23 @@ def test_the_lookup_maps_each_project_and_shows_admins_the_projects(
             projects["bob"]: format_ms(used_at),
         },
     }
+
+
+def test_an_overwritten_host_or_region_s3_cannot_take_is_invalid_and_records_nothing(
+    client: TestClient, alice: Login, dstrail: Dstrail
+) -> None:
+    generic = _create(
+        client, alice, "generic", dataSourceType="GenericS3Config",
+        config={"bucket": "b", "host": "s3.example.com"},
+    )  # fmt: skip
+    before = audit_count(dstrail)
+    for overwrites, message in (
+        ({"host": "https://::::"}, "config: 'host' or 'region' is not usable by S3"),
+        ({"host": "ftp://files.example.com"}, "must be an http(s) URL or a host name"),
+        ({"region": "not a region"}, "config: 'host' or 'region' is not usable by S3"),
+    ):
+        response = _key(client, alice, generic["id"], "k", False, configOverwrites=overwrites)
+        assert response.status_code == 400, overwrites
+        assert response.json()["errorType"] == "invalidRequestError"
+        assert message in response.json()["rawError"]
+    assert audit_count(dstrail) == before

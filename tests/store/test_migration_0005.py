@@ -25,6 +25,15 @@ def _migrate(dstrail: Dstrail, action: str, revision: str) -> None:
         getattr(command, action)(config, revision)
 
 
+def _links(dstrail: Dstrail, data_source_id: str) -> tuple[ProjectLink, ...]:
+    with dstrail.store.read() as tx:
+        stored = tx.data_sources.by_id(data_source_id)
+        locked = tx.data_sources.by_id(data_source_id, for_update=True)  # the other read
+    assert stored is not None and locked is not None
+    assert stored.project_links == locked.project_links
+    return stored.project_links
+
+
 def test_links_from_before_0005_are_filled_in_from_the_trail(
     dstrail: Dstrail, clock: SettableClock, alice: Login, bob: Login
 ) -> None:
@@ -55,15 +64,14 @@ def test_links_from_before_0005_are_filled_in_from_the_trail(
                     added_at_ms=attached_at[unused.id], last_accessed_ms=0),
     ]  # fmt: skip
     expected.sort(key=lambda link: link.project_id)
-    with dstrail.store.read() as tx:
-        assert tx.data_sources.project_links(ds.id) == expected  # kept as they happen
+    assert _links(dstrail, ds.id) == tuple(expected)  # kept as they happen
 
     _migrate(dstrail, "downgrade", "0004")
     with dstrail.store.engine.connect() as connection:
         columns = connection.execute(text("SELECT * FROM data_source_projects")).keys()
     assert list(columns) == ["data_source_id", "project_id"]
     _migrate(dstrail, "upgrade", "head")
+    assert _links(dstrail, ds.id) == tuple(expected)  # rebuilt from the trail
     with dstrail.store.read() as tx:
-        assert tx.data_sources.project_links(ds.id) == expected  # rebuilt from the trail
         stored = tx.data_sources.by_id(ds.id)
     assert stored is not None and stored.config_overwrites_allowed is True

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from dstrail.context import Dstrail
-from dstrail.domain.datasources import DataSource, Permissions
+from dstrail.domain.datasources import DataSource, Permissions, ProjectLink
 from dstrail.domain.projects import Run, RunType
 from dstrail.services import datasources as ds_service
 from dstrail.services import projects as project_service
@@ -52,7 +52,10 @@ def scene(dstrail: Dstrail, alice: Login, bob: Login) -> Scene:
         ds_service.attach_to_project(
             tx, data_source_id=created.id, project_id=project.id, actor=alice.user, now_ms=now
         )
-    ds = replace(created, project_ids=(project.id,))
+    link = ProjectLink(
+        project_id=project.id, added_by=alice.id, added_at_ms=now, last_accessed_ms=0
+    )
+    ds = replace(created, project_links=(link,))
     assert ds.permissions == Permissions(is_everyone=False, user_ids=(bob.id,))
     assert (ds.owner_id, ds.config) == (alice.id, {"note": "a config value"})
     ahead = ReadAhead(
@@ -122,8 +125,8 @@ def test_sqlite_reads_nothing_ahead_postgresql_reads_the_rows_as_they_were(
         read_anew = _read(tx, scene.ahead)
     changed = (
         alice.user,
-        replace(scene.data_source, project_ids=()),
-        replace(scene.data_source, project_ids=()),
+        replace(scene.data_source, project_links=()),
+        replace(scene.data_source, project_links=()),
         replace(scene.run, ended_at_ms=ended_at),
     )
     if dstrail.store.dialect == "sqlite":

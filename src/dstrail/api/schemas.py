@@ -204,9 +204,13 @@ def lookup_document(found: LookedUp) -> dict[str, Any]:
         "dataSourceType": ds.data_source_type,
     }
     document["createdBy"] = document.pop("addedBy")
-    document["addedBy"] = {link.project_id: _username(users, link.added_by) for link in found.links}
-    document["addedToProjectTimeMap"] = {link.project_id: link.added_at_ms for link in found.links}
-    document["lastAccessed"] = {link.project_id: link.last_accessed_ms for link in found.links}
+    document["addedBy"] = {
+        link.project_id: _username(users, link.added_by) for link in ds.project_links
+    }
+    document["addedToProjectTimeMap"] = {
+        link.project_id: link.added_at_ms for link in ds.project_links
+    }
+    document["lastAccessed"] = {link.project_id: link.last_accessed_ms for link in ds.project_links}
     document["isEveryone"] = permissions["isEveryone"]
     document["userIds"] = permissions["userIds"]
     document["dataSourcePermissions"] = {**permissions, "credentialType": ds.credential_type.value}

@@ -16,7 +16,6 @@ import argparse
 
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json, subcommands
 from dstrail.domain.users import OPERATOR
-from dstrail.errors import NotFound
 from dstrail.services import datasources as ds_service
 
 _CHOICES = {"allow": True, "forbid": False}
@@ -35,12 +34,9 @@ def register(commands: Subparsers) -> None:
 def _set(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.change() as tx:
-        ds = tx.data_sources.active_by_name(args.name)
-        if ds is None:
-            raise NotFound(f"no data source named {args.name!r}")
-        updated = ds_service.update_data_source(
-            tx, dstrail.vault, data_source_id=ds.id, actor=OPERATOR, now_ms=dstrail.clock(),
-            change=ds_service.DataSourceUpdate(config_overwrites_allowed=_CHOICES[args.choice]),
+        updated = ds_service.allow_config_overwrites_by_name(
+            tx, dstrail.vault, name=args.name, allowed=_CHOICES[args.choice], actor=OPERATOR,
+            now_ms=dstrail.clock(),
         )  # fmt: skip
     print_json({"name": updated.name, "configOverwritesAllowed": updated.config_overwrites_allowed})
     return 0

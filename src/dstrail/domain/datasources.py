@@ -135,6 +135,17 @@ class Permissions:
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectLink:
+    """A data source's place in one project: who added it and when, and its last use there."""
+
+    project_id: str
+    added_by: str
+    added_at_ms: int
+    last_accessed_ms: int
+    """The last granted access from a run of the project; 0 for never."""
+
+
+@dataclass(frozen=True, slots=True)
 class DataSource:
     """A managed data source as stored (credentials are kept apart)."""
 
@@ -148,7 +159,8 @@ class DataSource:
     config: dict[str, str]
     owner_id: str
     permissions: Permissions
-    project_ids: tuple[str, ...]
+    project_links: tuple[ProjectLink, ...]
+    """Its place in each project it is in, by project id."""
     status: Status
     added_by: str
     created_at_ms: int
@@ -159,20 +171,14 @@ class DataSource:
     turns it off. On by default, as on Domino."""
 
     @property
+    def project_ids(self) -> tuple[str, ...]:
+        """The projects it is in, sorted."""
+        return tuple(link.project_id for link in self.project_links)
+
+    @property
     def is_active(self) -> bool:
         """Not deleted."""
         return self.status is Status.ACTIVE
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectLink:
-    """A data source's place in one project: who added it and when, and its last use there."""
-
-    project_id: str
-    added_by: str
-    added_at_ms: int
-    last_accessed_ms: int
-    """The last granted access from a run of the project; 0 for never."""
 
 
 def can_use(data_source: DataSource, user: User) -> bool:

@@ -30,7 +30,10 @@ def _endpoint(data_source_type: str, config: dict[str, str]) -> str | None:
     host = config.get("host") or config.get("endpoint") or ""
     if not host:
         raise InvalidInput("config: a GenericS3Config data source needs a 'host'")
-    return host if "://" in host else f"https://{host}"
+    endpoint = host if "://" in host else f"https://{host}"
+    if not endpoint.startswith(("https://", "http://")):
+        raise InvalidInput(f"config: 'host' {host!r} must be an http(s) URL or a host name")
+    return endpoint
 
 
 def _client(data_source_type: str, config: dict[str, str], credentials: dict[str, str]) -> Any:
@@ -49,21 +52,24 @@ def _client(data_source_type: str, config: dict[str, str], credentials: dict[str
             _CLIENTS.move_to_end(cache_key)
             return client
         session = boto3.session.Session()
-        client = session.client(
-            "s3",
-            region_name=region,
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=token,
-            config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": "path" if endpoint else "auto"},
-                retries={"max_attempts": 2},
-                connect_timeout=5,
-                read_timeout=30,
-            ),
-        )
+        try:
+            client = session.client(
+                "s3",
+                region_name=region,
+                endpoint_url=endpoint,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=token,
+                config=BotoConfig(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path" if endpoint else "auto"},
+                    retries={"max_attempts": 2},
+                    connect_timeout=5,
+                    read_timeout=30,
+                ),
+            )
+        except (ValueError, BotoCoreError) as error:  # a host or region S3 cannot take
+            raise InvalidInput(f"config: 'host' or 'region' is not usable by S3: {error}") from None
         _CLIENTS[cache_key] = client
         if len(_CLIENTS) > _MAX_CLIENTS:
             _CLIENTS.popitem(last=False)

@@ -227,8 +227,8 @@ def record_access(
     details: dict[str, str],
     now_ms: int,
 ) -> None:
-    """Write down a granted access (``AccessDataSource``) and, for a run of a project the data
-    source is in, its last access there."""
+    """Write down a granted access (``AccessDataSource``); appending it also keeps the data
+    source's last access from the run's project (``ProjectLink``)."""
     record_event(
         tx,
         kind=EventKind.ACCESS_DATA_SOURCE,
@@ -238,8 +238,6 @@ def record_access(
         run=run,
         metadata={"clientSource": claim.client_source, **details},
     )
-    if run is not None and run.project_id in data_source.project_ids:
-        tx.data_sources.note_access_from_project(data_source.id, run.project_id, now_ms)
 
 
 def record_refusal(tx: Repositories, *, refusal: AccessRefused, now_ms: int) -> None:

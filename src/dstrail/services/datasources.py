@@ -14,6 +14,7 @@ from dstrail.domain.datasources import (
     CredentialType,
     DataSource,
     Permissions,
+    ProjectLink,
     Status,
     can_manage,
     can_see,
@@ -197,7 +198,7 @@ def create_data_source(
         config=config,
         owner_id=actor.id,
         permissions=Permissions(is_everyone=spec.permissions.is_everyone, user_ids=user_ids),
-        project_ids=(),
+        project_links=(),
         status=Status.ACTIVE,
         added_by=actor.id,
         created_at_ms=now_ms,
@@ -308,6 +309,26 @@ def update_data_source(
             metadata={"credentialType": updated.credential_type.value},
         )
     return updated
+
+
+def allow_config_overwrites_by_name(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    name: str,
+    allowed: bool,
+    actor: User,
+    now_ms: int,
+) -> DataSource:
+    """The operator's way (``dstrail datasources overwrites``): turn a data source's config
+    overwrites on or off by its name; recorded by ``update_data_source`` when it changes."""
+    ds = tx.data_sources.active_by_name(name)
+    if ds is None:
+        raise NotFound(f"no data source named {name!r}")
+    return update_data_source(
+        tx, vault, data_source_id=ds.id, actor=actor, now_ms=now_ms,
+        change=DataSourceUpdate(config_overwrites_allowed=allowed),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +446,11 @@ def attach_to_project(
     if project.id in ds.project_ids:
         raise Conflict(f"data source {ds.name!r} is already in project {project.name!r}")
     tx.data_sources.attach_project(ds.id, project.id, added_by=actor.id, now_ms=now_ms)
-    attached = replace(ds, project_ids=tuple(sorted((*ds.project_ids, project.id))))
+    link = ProjectLink(
+        project_id=project.id, added_by=actor.id, added_at_ms=now_ms, last_accessed_ms=0
+    )
+    links = sorted((*ds.project_links, link), key=lambda each: each.project_id)
+    attached = replace(ds, project_links=tuple(links))
     record_event(
         tx,
         kind=EventKind.ASSOCIATED_TO_PROJECT,
@@ -457,7 +482,9 @@ def detach_from_project(
     if project.id not in ds.project_ids:
         raise NotFound(f"data source {ds.name!r} is not in project {project.name!r}")
     tx.data_sources.detach_project(ds.id, project.id)
-    detached = replace(ds, project_ids=tuple(p for p in ds.project_ids if p != project.id))
+    detached = replace(
+        ds, project_links=tuple(link for link in ds.project_links if link.project_id != project.id)
+    )
     record_event(
         tx,
         kind=EventKind.DISSOCIATED_FROM_PROJECT,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dstrail.domain.datasources import DataSource, ProjectLink
+from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Project
 from dstrail.domain.users import User
 from dstrail.errors import NotFound
@@ -40,7 +40,6 @@ class LookedUp:
     data_source: DataSource
     users: dict[str, User]
     """The owner, the creator, who added it to each project, and each project's owner."""
-    links: list[ProjectLink]
     admin: AdminView | None
 
 
@@ -57,7 +56,7 @@ def look_up(
         tx, grant_to=caller.user, data_source=ds, run=run, claim=claim, details=details,
         now_ms=now_ms,
     )  # fmt: skip
-    links = tx.data_sources.project_links(ds.id) if ds.project_ids else []
+    links = ds.project_links
     admin = None
     if caller.user.is_admin and links:
         project_ids = [link.project_id for link in links]
@@ -72,7 +71,7 @@ def look_up(
     missing = sorted(named - set(users) - {""})
     if missing:
         users.update(tx.users.by_ids(missing))
-    return LookedUp(data_source=ds, users=users, links=links, admin=admin)
+    return LookedUp(data_source=ds, users=users, admin=admin)
 
 
 def look_up_by_name(

@@ -14,6 +14,7 @@ from dstrail.domain.trail import (
     EVENT_COLUMNS,
     EXTENSION_KINDS,
     CheckpointPolicy,
+    EventKind,
     EventRow,
     NewAuditEvent,
     StoredEvent,
@@ -35,6 +36,13 @@ _COUNT_DAY = statement(
     "INSERT INTO audit_daily_counts (day, event_kind, count) VALUES (:day, :event_kind, :count) "
     "ON CONFLICT (day, event_kind) DO UPDATE SET count = audit_daily_counts.count + :count"
 )
+
+_NOTE_PROJECT_ACCESS = statement(
+    "UPDATE data_source_projects SET last_accessed = :ts_ms WHERE data_source_id = "
+    ":data_source_id AND project_id = :project_id AND last_accessed < :ts_ms"
+)
+"""A data source's last access from a run of a project it is in (``ProjectLink``): kept from
+the ``AccessDataSource`` events as they are appended, like the daily counts."""
 
 
 EVENT_SELECT = tuple(audit_events.c[name] for name in EVENT_COLUMNS)
@@ -118,9 +126,13 @@ class AuditRepository:
         size = head.size
         rows = [stored_columns(seq, event) for seq, event in enumerate(events, start=size + 1)]
         counts: dict[tuple[int, str], int] = {}
+        accessed: dict[tuple[str, str], int] = {}
         for event in events:
             day_and_kind = (day_of(event.timestamp_ms), event.event_kind.value)
             counts[day_and_kind] = counts.get(day_and_kind, 0) + 1
+            if event.event_kind is EventKind.ACCESS_DATA_SOURCE and event.project_id:
+                pair = (event.data_source_id, event.project_id)
+                accessed[pair] = max(accessed.get(pair, 0), event.timestamp_ms)
         # Under the head lock: everything else in one statement on PostgreSQL.
         writes = cursor.batch()
         subtrees = extend_tree(
@@ -136,6 +148,11 @@ class AuditRepository:
         writes.insert(_INSERT_EVENTS, rows)
         for (day, kind), count in counts.items():
             writes.execute(_COUNT_DAY, {"day": day, "event_kind": kind, "count": count})
+        for (data_source_id, project_id), ts_ms in accessed.items():
+            writes.execute(
+                _NOTE_PROJECT_ACCESS,
+                {"data_source_id": data_source_id, "project_id": project_id, "ts_ms": ts_ms},
+            )
         cursor.write_all(writes)
         if then is not None:
             then()

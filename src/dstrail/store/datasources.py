@@ -44,21 +44,23 @@ _NAMES = (
     "config_overwrites_allowed",
 )
 """The columns every read of a data source selects, in order (``_data_source`` reads them by
-name; the reads with links add ``user_ids`` and ``project_ids``)."""
+name; the reads with links add ``user_ids`` and ``project_links``)."""
 _COLUMNS = tuple(data_sources.c[name] for name in _NAMES)
 _COLUMN_LIST = ", ".join(f"ds.{name}" for name in _NAMES)
+_LINK_COLUMNS = "project_id, added_by, added_at, last_accessed"
+"""A project link's columns, in ``ProjectLink``'s order."""
 _LINKS = {
-    # A data source's users and projects in the same row: one statement per access lookup.
+    # A data source's users and project links in the same row: one statement per access lookup.
     "sqlite": (
         "(SELECT json_group_array(user_id) FROM data_source_users "
         "WHERE data_source_id = ds.id) AS user_ids, "
-        "(SELECT json_group_array(project_id) FROM data_source_projects "
-        "WHERE data_source_id = ds.id) AS project_ids"
+        f"(SELECT json_group_array(json_array({_LINK_COLUMNS})) FROM data_source_projects "
+        "WHERE data_source_id = ds.id) AS project_links"
     ),
     "postgresql": (
         "ARRAY(SELECT user_id FROM data_source_users WHERE data_source_id = ds.id) AS user_ids, "
-        "ARRAY(SELECT project_id FROM data_source_projects WHERE data_source_id = ds.id) "
-        "AS project_ids"
+        f"(SELECT coalesce(json_agg(json_build_array({_LINK_COLUMNS})), '[]') "
+        "FROM data_source_projects WHERE data_source_id = ds.id) AS project_links"
     ),
 }
 
@@ -80,8 +82,22 @@ def _links(value: str | list[str]) -> tuple[str, ...]:
     return tuple(sorted(orjson.loads(value) if isinstance(value, str) else value))
 
 
+def _project_links(rows: str | list[list[Any]]) -> tuple[ProjectLink, ...]:
+    """Link rows (``_LINK_COLUMNS``), as JSON text (SQLite) or parsed (PostgreSQL), or as
+    tuples, by project id."""
+    parsed = orjson.loads(rows) if isinstance(rows, str) else rows
+    links = (
+        ProjectLink(
+            project_id=project_id, added_by=added_by, added_at_ms=int(added_at),
+            last_accessed_ms=int(last_accessed),
+        )
+        for project_id, added_by, added_at, last_accessed in parsed
+    )  # fmt: skip
+    return tuple(sorted(links, key=lambda link: link.project_id))
+
+
 def _data_source(
-    row: Sequence[Any], *, user_ids: tuple[str, ...], project_ids: tuple[str, ...]
+    row: Sequence[Any], *, user_ids: tuple[str, ...], project_links: tuple[ProjectLink, ...]
 ) -> DataSource:
     values = dict(zip(_NAMES, row, strict=False))  # a read with links has two more columns
     return DataSource(
@@ -95,7 +111,7 @@ def _data_source(
         config=orjson.loads(values["config"]),
         owner_id=values["owner_id"],
         permissions=Permissions(is_everyone=bool(values["is_everyone"]), user_ids=user_ids),
-        project_ids=project_ids,
+        project_links=project_links,
         status=Status(values["status"]),
         added_by=values["added_by"],
         created_at_ms=values["created_at"],
@@ -158,14 +174,16 @@ class DataSourceRepository:
         row = self._reads.first(*read)
         if row is None:
             return None
-        *_, user_ids, project_ids = row
-        return _data_source(row, user_ids=_links(user_ids), project_ids=_links(project_ids))
+        *_, user_ids, project_links = row
+        return _data_source(
+            row, user_ids=_links(user_ids), project_links=_project_links(project_links)
+        )
 
     def _hydrate(self, rows: Sequence[Sequence[Any]]) -> list[DataSource]:
         position = _NAMES.index("id")
         ids = [row[position] for row in rows]
         users_of: dict[str, list[str]] = {i: [] for i in ids}
-        projects_of: dict[str, list[str]] = {i: [] for i in ids}
+        projects_of: dict[str, list[list[Any]]] = {i: [] for i in ids}
         if ids:
             # One id (a locked read before a change) avoids the costlier expanding IN.
             user_of = data_source_users.c.data_source_id
@@ -176,15 +194,19 @@ class DataSourceRepository:
                 .order_by(data_source_users.c.user_id)
             ):
                 users_of[ds_id].append(user_id)
-            for ds_id, project_id in self._db.execute(
-                select(project_of, data_source_projects.c.project_id)
-                .where(project_of == ids[0] if len(ids) == 1 else project_of.in_(ids))
-                .order_by(data_source_projects.c.project_id)
-            ):
-                projects_of[ds_id].append(project_id)
+            links = data_source_projects.c
+            for ds_id, *link in self._db.execute(
+                select(
+                    project_of, links.project_id, links.added_by, links.added_at,
+                    links.last_accessed,
+                ).where(project_of == ids[0] if len(ids) == 1 else project_of.in_(ids))
+            ):  # fmt: skip
+                projects_of[ds_id].append(link)
         return [
             _data_source(
-                row, user_ids=tuple(users_of[ds_id]), project_ids=tuple(projects_of[ds_id])
+                row,
+                user_ids=tuple(users_of[ds_id]),
+                project_links=_project_links(projects_of[ds_id]),
             )
             for ds_id, row in zip(ids, rows, strict=True)
         ]
@@ -259,38 +281,6 @@ class DataSourceRepository:
                 added_by=added_by,
                 added_at=now_ms,
             )
-        )
-
-    def project_links(self, data_source_id: str) -> list[ProjectLink]:
-        """The data source's place in each of its projects, by project id."""
-        links = data_source_projects.c
-        rows = self._db.execute(
-            select(links.project_id, links.added_by, links.added_at, links.last_accessed)
-            .where(links.data_source_id == data_source_id)
-            .order_by(links.project_id)
-        )
-        return [
-            ProjectLink(
-                project_id=project_id,
-                added_by=added_by,
-                added_at_ms=int(added_at),
-                last_accessed_ms=int(last_accessed),
-            )
-            for project_id, added_by, added_at, last_accessed in rows
-        ]
-
-    def note_access_from_project(self, data_source_id: str, project_id: str, now_ms: int) -> None:
-        """Remember a granted access from a run of the project (``ProjectLink.last_accessed``);
-        nothing when the data source is not in the project."""
-        links = data_source_projects.c
-        self._db.execute(
-            update(data_source_projects)
-            .where(
-                links.data_source_id == data_source_id,
-                links.project_id == project_id,
-                links.last_accessed < now_ms,
-            )
-            .values(last_accessed=now_ms)
         )
 
     def detach_project(self, data_source_id: str, project_id: str) -> None:
