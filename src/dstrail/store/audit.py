@@ -219,6 +219,23 @@ class AuditRepository:
             DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
         ]
 
+    def first_seq_from(self, ts_ms: int) -> int | None:
+        """The first event at or after ``ts_ms`` (``ix_audit_ts``), None when there is none."""
+        seq: int | None = self._db.execute(
+            select(audit_events.c.seq)
+            .where(audit_events.c.ts_ms >= ts_ms)
+            .order_by(audit_events.c.ts_ms, audit_events.c.seq)
+            .limit(1)
+        ).scalar()
+        return seq
+
+    def timestamp_of(self, seq: int) -> int | None:
+        """When event ``seq`` was recorded (epoch ms), None when there is no such event."""
+        ts: int | None = self._db.execute(
+            select(audit_events.c.ts_ms).where(audit_events.c.seq == seq)
+        ).scalar()
+        return ts
+
     def last_event_ms_of_projects(self, project_ids: Sequence[str]) -> dict[str, int | None]:
         """The time of the newest event naming each project (its last activity), None for a
         project the trail never names; one index seek each (``ix_audit_project_ts``)."""

@@ -13,6 +13,7 @@ from dstrail.store.driver import DriverReads, Read
 from dstrail.store.integrity import IntegrityRepository
 from dstrail.store.projects import ProjectRepository
 from dstrail.store.runs import RunRepository
+from dstrail.store.streams import StreamRepository
 from dstrail.store.users import UserRepository
 
 
@@ -46,6 +47,7 @@ class Repositories:
             connection, checkpoints, reads=self._reads, defer_appends=defer_appends
         )
         self.integrity = IntegrityRepository(connection, checkpoints)
+        self.streams = StreamRepository(connection)
 
     def read_ahead(self, *wanted: ReadAhead) -> None:
         """Read together (one round trip on PostgreSQL) what access decisions are about to

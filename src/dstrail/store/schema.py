@@ -164,3 +164,27 @@ audit_daily_counts = Table(
     Column("event_kind", String(64), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+stream_destinations = Table(
+    "stream_destinations",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("filter_kinds", Text, nullable=False),
+    Column("filter_names", Text, nullable=False),
+    Column("secret", Text, nullable=True),
+    Column("paused", Boolean, nullable=False),
+    Column("cursor_seq", BigInteger, nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(24), nullable=False),
+    Column("lease_owner", String(64), nullable=False),
+    Column("lease_until", BigInteger, nullable=False),
+    Column("last_delivery_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=False),
+    Column("last_error_at", BigInteger, nullable=True),
+    Column("delivered", BigInteger, nullable=False),
+)

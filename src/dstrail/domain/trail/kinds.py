@@ -30,6 +30,13 @@ class EventKind(StrEnum):
     COLLABORATOR_REMOVED = "ProjectCollaboratorRemoved"
     RUN_STARTED = "RunStarted"
     RUN_STOPPED = "RunStopped"
+    # Where the trail is streamed to: silencing a SIEM feed is a change worth seeing.
+    STREAM_ADDED = "StreamDestinationAdded"
+    STREAM_REMOVED = "StreamDestinationRemoved"
+    STREAM_PAUSED = "StreamDestinationPaused"
+    STREAM_RESUMED = "StreamDestinationResumed"
+    STREAM_REPLAYED = "StreamDestinationReplayed"
+    STREAM_SECRET_ROTATED = "StreamDestinationSecretRotated"  # noqa: S105 - a kind, no secret
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
@@ -45,9 +52,16 @@ PLATFORM_KINDS: frozenset[EventKind] = frozenset(
         EventKind.COLLABORATOR_REMOVED,
         EventKind.RUN_STARTED,
         EventKind.RUN_STOPPED,
+        EventKind.STREAM_ADDED,
+        EventKind.STREAM_REMOVED,
+        EventKind.STREAM_PAUSED,
+        EventKind.STREAM_RESUMED,
+        EventKind.STREAM_REPLAYED,
+        EventKind.STREAM_SECRET_ROTATED,
     }
 )
-"""Changes to users, keys, projects and runs: their events name no data source."""
+"""Changes to users, keys, projects, runs and stream destinations: their events name no data
+source."""
 DATA_SOURCE_KINDS: frozenset[EventKind] = frozenset(EventKind) - PLATFORM_KINDS
 """Events about one data source: Domino's seven and dstrail's data source extensions."""
 
