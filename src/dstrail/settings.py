@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         "checkpoints; default: a key file in the data dir",
         repr=False,
     )
+    stream_workers: bool = Field(
+        default=True,
+        description="deliver stream destinations inside `dstrail serve` (off: run "
+        "`dstrail stream run` apart)",
+    )
+    stream_poll_seconds: float = Field(default=0.1, ge=0.01, le=60)
+    stream_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    stream_batch_size: int = Field(default=1000, ge=1, le=10_000)
 
     @field_validator("database_url")
     @classmethod

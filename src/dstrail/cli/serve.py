@@ -72,8 +72,9 @@ def configure_logging(log_format: str) -> None:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    """Serve an opened dstrail until SIGTERM or Ctrl-C; then stop the Flight server and the
-    checkpoint ticker, close every database connection (SQLite folds its WAL into the
+    """Serve an opened dstrail (and, unless ``DSTRAIL_STREAM_WORKERS=false``, deliver its
+    stream destinations) until SIGTERM or Ctrl-C; then stop the Flight server, the stream
+    workers and the checkpoint ticker, close every database connection (SQLite folds its WAL into the
     database file) and exit 0."""
     # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
     # every other command's start.
@@ -82,6 +83,7 @@ def run_server(args: argparse.Namespace) -> int:
     from dstrail.app import create_app
     from dstrail.audit.checkpoints import start_checkpoint_ticker
     from dstrail.proxy import start_flight_server
+    from dstrail.streaming.worker import StreamWorkers, worker_settings
 
     configure_logging(args.log_format)
     with ExitStack() as stack:  # undone in reverse: Flight, ticker, database, signal handlers
@@ -95,6 +97,13 @@ def run_server(args: argparse.Namespace) -> int:
             every_seconds=dstrail.settings.checkpoint_every_seconds,
         )
         stack.callback(_stop_ticker, ticker)
+        if dstrail.settings.stream_workers:
+            workers = StreamWorkers(
+                dstrail.store, dstrail.vault, clock=dstrail.clock,
+                settings=worker_settings(dstrail.settings),
+            )  # fmt: skip
+            workers.start()
+            stack.callback(workers.stop)
         flight_server = start_flight_server(dstrail, host=args.host, port=args.flight_port)
         stack.callback(flight_server.shutdown)
         server = uvicorn.Server(

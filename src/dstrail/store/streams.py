@@ -75,6 +75,11 @@ class StreamRepository:
         rows = self._db.execute(select(*_COLUMNS).order_by(_T.name))
         return [_destination(row) for row in rows]
 
+    def by_id(self, destination_id: str) -> Destination | None:
+        """One destination by id."""
+        row = self._db.execute(select(*_COLUMNS).where(_T.id == destination_id)).first()
+        return _destination(row) if row else None
+
     def by_name(self, name: str, *, for_update: bool = False) -> Destination | None:
         """One destination; ``for_update`` locks its row."""
         query = select(*_COLUMNS).where(_T.name == name)
