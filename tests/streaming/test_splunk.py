@@ -116,6 +116,17 @@ class HecReceiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self) -> None:
+                # HEC's documented health check: 200 {"text":"HEC is healthy","code":17}
+                healthy = self.path == "/services/collector/health"
+                answer = {"text": "HEC is healthy", "code": 17} if healthy else {}
+                payload = json.dumps(answer).encode()
+                self.send_response(200 if healthy else 404)
+                self.send_header("content-type", "application/json; charset=UTF-8")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def log_message(self, *_args: object) -> None:
                 pass
 

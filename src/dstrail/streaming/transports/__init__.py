@@ -8,6 +8,7 @@ A new transport (Kafka, say) is one more module and one more ``StreamKind``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Protocol
@@ -24,6 +25,10 @@ class Transport(Protocol):
 
     async def send(self, records: Sequence[StreamRecord]) -> None:
         """Deliver ``records`` (in order); ``DeliveryError`` when they may not have arrived."""
+
+    async def check(self) -> None:
+        """Reach the receiver without delivering anything (``stream add --check``);
+        ``DeliveryError`` saying why when it cannot."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -48,3 +53,17 @@ def open_transport(destination: Destination, secret: str | None) -> Transport:
     module = importlib.import_module(f"{__name__}.{_MODULES[destination.kind]}")
     factory: TransportFactory = module.open_transport
     return factory(destination, secret)
+
+
+def check_destination(destination: Destination, secret: str | None) -> None:
+    """Reach ``destination``'s receiver now (blocks, at most a transport's timeout);
+    ``DeliveryError`` saying why it cannot."""
+
+    async def probe() -> None:
+        transport = open_transport(destination, secret)
+        try:
+            await transport.check()
+        finally:
+            await transport.close()
+
+    asyncio.run(probe())

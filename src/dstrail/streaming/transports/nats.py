@@ -213,6 +213,18 @@ class NatsTransport:
 
     # -- the connection --------------------------------------------------------------------
 
+    async def check(self) -> None:
+        """Connect, and find the JetStream stream that covers the subject: ``DeliveryError``
+        when either fails."""
+        client, _acks = await self._connection()
+        try:
+            await client.jetstream().find_stream_name_by_subject(self.subject)
+        except Exception:
+            raise DeliveryError(
+                f"no JetStream stream covers subject {self.subject} at {self.url}; create one, "
+                f"e.g. `nats stream add --subjects {self.subject}`"
+            ) from None
+
     async def _connection(self) -> tuple[Client, _Acks]:
         """The connected client; a new one when there is none or it was lost."""
         client, acks = self._client, self._acks

@@ -95,6 +95,16 @@ class SplunkHecTransport:
             f"Splunk HEC {self._url} answered {response.status_code}: {text} (code {code})"
         )
 
+    async def check(self) -> None:
+        """The collector's health endpoint answers 200: ``DeliveryError`` else."""
+        health = self._url.replace("/services/collector/event", "/services/collector/health")
+        try:
+            response = await self._client.get(health, headers=self._headers)
+        except httpx.HTTPError as error:
+            raise DeliveryError(f"GET {health}: {type(error).__name__}: {error}") from None
+        if response.status_code != 200:
+            raise DeliveryError(f"Splunk HEC {health} answered {response.status_code}")
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()

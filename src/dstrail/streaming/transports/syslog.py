@@ -218,6 +218,16 @@ class SyslogTransport:
                 f"syslog {self._target.where}: {type(error).__name__}: {detail}"
             ) from None
 
+    async def check(self) -> None:
+        """Connect (and, for TLS, finish the handshake): ``DeliveryError`` when it cannot."""
+        try:
+            await self._connected()
+        except OSError as error:
+            await self._drop()
+            raise DeliveryError(
+                f"syslog {self._target.where}: {type(error).__name__}: {error}"
+            ) from None
+
     async def _connected(self) -> _Connection:
         if self._connection is not None and not await self._connection.usable():
             await self._drop()

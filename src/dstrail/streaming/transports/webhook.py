@@ -58,7 +58,9 @@ class WebhookTransport:
     async def send(self, records: Sequence[StreamRecord]) -> None:
         """POST the batch; returns on a 2xx answer."""
         body = batch_body(records, ndjson=self._ndjson, json_records=self._json_records)
-        message_id = f"msg_{self._id}_{records[0].seq}_{records[-1].seq}"
+        await self._post(body, f"msg_{self._id}_{records[0].seq}_{records[-1].seq}")
+
+    async def _post(self, body: bytes, message_id: str) -> None:
         timestamp = int(time.time())
         headers = {
             "content-type": "application/x-ndjson" if self._ndjson else "application/json",
@@ -74,6 +76,10 @@ class WebhookTransport:
             raise DeliveryError(
                 f"POST {self._url} answered {response.status_code}: {response.text[:200]}"
             )
+
+    async def check(self) -> None:
+        """A signed empty batch is answered 2xx: ``DeliveryError`` else."""
+        await self._post(b"" if self._ndjson else b"[]", f"msg_{self._id}_check")
 
     async def close(self) -> None:
         """Close the connection pool."""
