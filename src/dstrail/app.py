@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from dstrail import __version__
-from dstrail.api import access, audit, datasources, integrity, platform
+from dstrail.api import access, audit, datasources, integrity, metrics, platform, streams
 from dstrail.api.access_log import RequestLog
 from dstrail.api.deps import text_parameters
 from dstrail.api.errors import PUBLIC, install_error_handlers
@@ -17,7 +17,7 @@ from dstrail.web import install_console, render_error
 class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's own error middleware: the 500 it renders gets the request id too.
-        return RequestLog(super().build_middleware_stack())
+        return RequestLog(super().build_middleware_stack(), observe=self.state.metrics.observe)
 
 
 def create_app(dstrail: Dstrail) -> FastAPI:
@@ -32,6 +32,7 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         dependencies=[Depends(text_parameters)],
     )
     app.state.dstrail = dstrail
+    app.state.metrics = metrics.Metrics(dstrail)
     install_error_handlers(app, html=render_error)
     install_console(app)
     for router in (
@@ -39,6 +40,8 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         audit.router,
         *datasources.routers,
         platform.router,
+        streams.router,
+        metrics.router,
         *access.routers,
     ):
         app.include_router(router)

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     stream_poll_seconds: float = Field(default=0.1, ge=0.01, le=60)
     stream_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     stream_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    metrics_token: str | None = Field(
+        default=None,
+        description="a bearer token Prometheus scrapes /metrics with (else: the API key of a "
+        "SysAdmin or Auditor)",
+        repr=False,
+    )
 
     @field_validator("database_url")
     @classmethod

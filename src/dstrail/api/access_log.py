@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,10 +73,14 @@ def _path_of(scope: Scope) -> str:
 class RequestLog:
     """Gives each HTTP request an id (state and response header) and logs it when done."""
 
-    __slots__ = ("app",)
+    __slots__ = ("app", "observe")
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, observe: Callable[[str, int, float], None] | None = None
+    ) -> None:
         self.app = app
+        self.observe = observe
+        """Given each request's method, status and seconds (the metrics' latency histogram)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,6 +105,10 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.observe is not None:
+                self.observe(
+                    str(scope.get("method", "")), status or 500, time.perf_counter() - began
+                )
             if ACCESS_LOGGER.isEnabledFor(_INFO):
                 _log(scope, state, status or 500, began, request_id)
 

@@ -158,7 +158,7 @@ V4 = ErrorFamily(
     model=V4Error,
     status=lambda error: 403 if isinstance(error, NotAuthenticated) else error.status_code,
 )
-PUBLIC = ErrorFamily(prefixes=("/api/",), body=_request_errors, model=RequestErrors)
+PUBLIC = ErrorFamily(prefixes=("/api/", "/metrics"), body=_request_errors, model=RequestErrors)
 FAMILIES = (AUDIT, SIGNED_FILES, PROXY, V4, PUBLIC)
 """In the order paths are matched: the first family with a prefix of the path answers."""
 

@@ -7,12 +7,22 @@ import sys
 from collections.abc import Sequence
 
 from dstrail import __version__
-from dstrail.cli import admin, audit, backup, credentials, datasources, demo, serve, users
+from dstrail.cli import (
+    admin,
+    audit,
+    backup,
+    credentials,
+    datasources,
+    demo,
+    serve,
+    streams,
+    users,
+)
 from dstrail.cli.common import run_command
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_FAMILIES = (serve, demo, users, admin, audit, credentials, datasources, backup)
+COMMAND_FAMILIES = (serve, demo, users, admin, audit, credentials, datasources, backup, streams)
 
 
 def build_parser() -> argparse.ArgumentParser:

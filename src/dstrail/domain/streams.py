@@ -60,6 +60,8 @@ class DeliveryState:
     """Records delivered since it was added."""
     lease_owner: str = ""
     lease_until_ms: int = 0
+    errors: int = 0
+    """Failed deliveries since it was added."""
 
 
 @dataclass(frozen=True, slots=True)

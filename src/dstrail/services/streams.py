@@ -1,7 +1,7 @@
 """Managing stream destinations (SysAdmins only): every change is recorded in the trail in the
 same transaction, since silencing the SIEM feed is itself an event worth seeing.
 
-A destination's secret (a webhook's signing key, a Splunk HEC token, NATS credentials) is
+A destination's secret (a webhook's signing key, a Splunk HEC token, a NATS token) is
 encrypted with the credential vault's key, never returned, logged or recorded: events name
 only whether a secret was set. A webhook without a secret gets a new Standard Webhooks key,
 shown once when it is added.
@@ -13,18 +13,24 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from dstrail.audit.recorder import record_platform_event
+from dstrail.domain.datasources import NAME_PATTERN as DATA_SOURCE_NAME_PATTERN
+from dstrail.domain.datasources import NAME_RULE as DATA_SOURCE_NAME_RULE
 from dstrail.domain.ids import new_object_id
 from dstrail.domain.streams import (
     STREAM_NAME_PATTERN,
     STREAM_NAME_RULE,
+    DeliveryState,
     Destination,
     StreamFilter,
     StreamFormat,
     StreamKind,
 )
+from dstrail.domain.text import ACCEPTED_TEXT, check_text, text_problem
+from dstrail.domain.timestamps import format_ms
 from dstrail.domain.trail import EventKind, parse_event_kind
 from dstrail.domain.users import User
 from dstrail.errors import InvalidInput, NotFound
@@ -33,8 +39,17 @@ from dstrail.services.users import require_admin
 from dstrail.store import Repositories
 
 _NAME = re.compile(STREAM_NAME_PATTERN)
+_SUBJECT = re.compile(r"[^\s.*>]+(\.[^\s.*>]+)*")
+_APP_NAME = re.compile(r"[!-~]{1,48}")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
 MAX_CONFIG_VALUE = 2048
+MAX_SECRET = 8192
+"""Characters of a secret accepted (a token, a signing key)."""
+MAX_FILTER_VALUES = 100
+"""Event kinds, and data source names, a filter may name."""
+MAX_FILTER_NAME = 200
+"""Characters of a refused data source name quoted back."""
+_DATA_SOURCE_NAME = re.compile(DATA_SOURCE_NAME_PATTERN)
 
 CONFIG_KEYS: dict[StreamKind, dict[str, bool]] = {
     StreamKind.WEBHOOK: {"url": True, "body": False},
@@ -94,6 +109,7 @@ def check_config(kind: StreamKind, config: dict[str, str] | None) -> dict[str, s
             raise InvalidInput(
                 f"config.{key}: must be text of at most {MAX_CONFIG_VALUE} characters"
             )
+        check_text(value, field=f"config.{key}")
     missing = [key for key, required in keys.items() if required and not config.get(key)]
     if missing:
         raise InvalidInput(f"config: a {kind.value} destination needs {', '.join(missing)}")
@@ -101,6 +117,11 @@ def check_config(kind: StreamKind, config: dict[str, str] | None) -> dict[str, s
         _check_url(kind, config["url"])
     if kind is StreamKind.SYSLOG:
         _check_syslog(config)
+    if kind is StreamKind.NATS and not _SUBJECT.fullmatch(config["subject"]):
+        raise InvalidInput(
+            "config.subject: a NATS subject to publish to: dot-separated tokens, no spaces "
+            "or wildcards (* >)"
+        )
     if kind is StreamKind.WEBHOOK and config.get("body", "json") not in ("json", "ndjson"):
         raise InvalidInput("config.body: accepted: json (a JSON array a batch), ndjson")
     return config
@@ -121,15 +142,32 @@ def _check_url(kind: StreamKind, url: str) -> None:
 
 
 def _check_syslog(config: dict[str, str]) -> None:
-    if not _HOST.match(config["host"]):
+    if not _HOST.fullmatch(config["host"]):
         raise InvalidInput(f"config.host: {config['host']!r} is not a host name or address")
     if not config["port"].isdigit() or not 1 <= int(config["port"]) <= 65535:
         raise InvalidInput(f"config.port: {config['port']!r} must be 1 to 65535")
     if config.get("tls", "false") not in ("true", "false"):
         raise InvalidInput("config.tls: accepted: true (RFC 5425), false (plain TCP, RFC 6587)")
+    if "appName" in config and not _APP_NAME.fullmatch(config["appName"]):
+        raise InvalidInput("config.appName: 1 to 48 printable ASCII characters, no spaces")
+    if config.get("caFile") and config.get("tls") != "true":
+        raise InvalidInput("config.caFile: only with tls true (plain TCP checks no certificate)")
 
 
-def _check_filter(tx: Repositories, spec: DestinationSpec) -> StreamFilter:
+def _check_filter(spec: DestinationSpec) -> StreamFilter:
+    for field, values in (
+        ("eventKinds", spec.event_kinds),
+        ("dataSourceNames", spec.data_source_names),
+    ):
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidInput(f"{field}: at most {MAX_FILTER_VALUES} values")
+    for value in spec.data_source_names:
+        check_text(value, field="dataSourceNames")
+        if not _DATA_SOURCE_NAME.fullmatch(value):
+            raise InvalidInput(
+                f"dataSourceNames: {value[:MAX_FILTER_NAME]!r} is not a data source name; "
+                f"accepted: {DATA_SOURCE_NAME_RULE}"
+            )
     for value in spec.event_kinds:
         try:
             parse_event_kind(value)
@@ -151,6 +189,10 @@ def _check_secret(kind: StreamKind, secret: str | None) -> str | None:
         if kind in SECRET_REQUIRED:
             raise InvalidInput(f"secret: a {kind.value} destination needs one (its token)")
         return None
+    if len(secret) > MAX_SECRET:
+        raise InvalidInput(f"secret: at most {MAX_SECRET} characters")
+    if text_problem(secret) is not None:  # not check_text: its message quotes a character
+        raise InvalidInput(f"secret: accepted: {ACCEPTED_TEXT}")
     if kind is StreamKind.WEBHOOK:
         key = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
         try:
@@ -164,25 +206,30 @@ def _check_secret(kind: StreamKind, secret: str | None) -> str | None:
     return secret
 
 
-def add_destination(
-    tx: Repositories, vault: CredentialVault, *, spec: DestinationSpec, actor: User, now_ms: int
-) -> AddedDestination:
-    """Add a destination; records ``StreamDestinationAdded`` (never its secret)."""
+@dataclass(frozen=True, slots=True)
+class DraftDestination:
+    """A destination checked but not stored: what ``stream add --check`` probes."""
+
+    destination: Destination
+    secret: str | None
+    generated: bool
+    """Whether dstrail made the secret (a webhook's signing key nobody knows yet)."""
+
+
+def draft_destination(spec: DestinationSpec, *, actor: User, now_ms: int) -> DraftDestination:
+    """Check everything about ``spec`` that needs no database; ``InvalidInput`` naming the
+    field otherwise. The draft's cursor is 0 (``add_destination`` sets it)."""
     require_admin(actor, "adding a stream destination")
-    if not _NAME.match(spec.name):
+    if not _NAME.fullmatch(spec.name):
         raise InvalidInput(f"name: {spec.name!r} is not accepted; accepted: {STREAM_NAME_RULE}")
     kind = StreamKind(_choice(spec.kind, StreamKind, "kind"))
     format_ = StreamFormat(_choice(spec.format, StreamFormat, "format"))
     config = check_config(kind, spec.config)
-    stream_filter = _check_filter(tx, spec)
+    stream_filter = _check_filter(spec)
     secret = _check_secret(kind, spec.secret)
-    generated = None
-    if secret is None and kind is StreamKind.WEBHOOK:
-        secret = generated = new_webhook_secret()
-    size = tx.audit.size()
-    start = size + 1 if spec.from_seq is None else spec.from_seq
-    if not 1 <= start <= size + 1:
-        raise InvalidInput(f"fromSeq: must be 1 to {size + 1} (the next event)")
+    generated = secret is None and kind is StreamKind.WEBHOOK
+    if generated:
+        secret = new_webhook_secret()
     destination = Destination(
         id=new_object_id(),
         name=spec.name,
@@ -191,23 +238,46 @@ def add_destination(
         config=config,
         filter=stream_filter,
         paused=False,
-        cursor=start - 1,
+        cursor=0,
         generation=0,
         created_at_ms=now_ms,
         created_by=actor.id,
         has_secret=secret is not None,
     )
+    return DraftDestination(destination=destination, secret=secret, generated=generated)
+
+
+def add_destination(
+    tx: Repositories,
+    vault: CredentialVault,
+    *,
+    spec: DestinationSpec,
+    actor: User,
+    now_ms: int,
+    draft: DraftDestination | None = None,
+) -> AddedDestination:
+    """Add a destination (``draft``: the one already drafted from ``spec``, and checked);
+    records ``StreamDestinationAdded`` (never its secret)."""
+    draft = draft or draft_destination(spec, actor=actor, now_ms=now_ms)
+    size = tx.audit.size()
+    start = size + 1 if spec.from_seq is None else spec.from_seq
+    if not 1 <= start <= size + 1:
+        raise InvalidInput(f"fromSeq: must be 1 to {size + 1} (the next event)")
+    destination = replace(draft.destination, cursor=start - 1)
+    secret, stream_filter = draft.secret, destination.filter
     tx.streams.add(destination, secret=vault.seal({"secret": secret}) if secret else None)
     _record(tx, EventKind.STREAM_ADDED, destination, actor, now_ms, {
-        "kind": kind.value,
-        "format": format_.value,
+        "kind": destination.kind.value,
+        "format": destination.format.value,
         "target": target_of(destination),
         "fromSeq": str(start),
         "eventKinds": ",".join(stream_filter.event_kinds),
         "dataSourceNames": ",".join(stream_filter.data_source_names),
         "secretSet": "true" if secret else "false",
     })  # fmt: skip
-    return AddedDestination(destination=destination, generated_secret=generated)
+    return AddedDestination(
+        destination=destination, generated_secret=secret if draft.generated else None
+    )
 
 
 def target_of(destination: Destination) -> str:
@@ -332,3 +402,83 @@ def secret_of(tx: Repositories, vault: CredentialVault, destination: Destination
     """The destination's secret, for its transport only."""
     sealed = tx.streams.secret_of(destination.id)
     return vault.open(sealed)["secret"] if sealed else None
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    """A destination and how far behind the trail it is."""
+
+    destination: Destination
+    lag_events: int
+    """Events appended after its cursor (those its filter skips included): 0 when caught up."""
+    lag_seconds: float
+    """How long the oldest of those has waited (now - its time); 0 when caught up."""
+
+    @property
+    def state(self) -> DeliveryState:
+        """What the workers last did with it."""
+        return self.destination.state
+
+
+def status_of(tx: Repositories, destination: Destination, *, now_ms: int) -> DestinationStatus:
+    """The lag of ``destination``, read in ``tx`` (the trail's size and one event's time)."""
+    lag_events = max(0, tx.audit.size() - destination.cursor)
+    lag_ms = 0
+    if lag_events:
+        oldest = tx.audit.timestamp_of(destination.cursor + 1)
+        lag_ms = max(0, now_ms - oldest) if oldest is not None else 0
+    return DestinationStatus(
+        destination=destination, lag_events=lag_events, lag_seconds=lag_ms / 1000
+    )
+
+
+def statuses(tx: Repositories, *, actor: User, now_ms: int) -> list[DestinationStatus]:
+    """Every destination with its lag, by name (SysAdmins)."""
+    return [status_of(tx, d, now_ms=now_ms) for d in destinations(tx, actor=actor)]
+
+
+def status(tx: Repositories, *, name: str, actor: User, now_ms: int) -> DestinationStatus:
+    """One destination with its lag (SysAdmins); ``NotFound`` for an unknown name."""
+    require_admin(actor, "reading a stream destination")
+    destination = tx.streams.by_name(name)
+    if destination is None:
+        raise NotFound(f"no stream destination named {name!r}")
+    return status_of(tx, destination, now_ms=now_ms)
+
+
+def _iso(ms: int | None) -> str | None:
+    return format_ms(ms) if ms is not None else None
+
+
+def status_document(found: DestinationStatus) -> dict[str, Any]:
+    """A destination as ``dstrail stream`` and the streams API show it: its settings (never
+    its secret, only whether it has one), its cursor and lag, what the workers last did.
+    Times are ISO 8601 (UTC), null when it never happened."""
+    destination, state = found.destination, found.state
+    return {
+        "name": destination.name,
+        "id": destination.id,
+        "kind": destination.kind.value,
+        "format": destination.format.value,
+        "target": target_of(destination),
+        "config": dict(destination.config),
+        "eventKinds": list(destination.filter.event_kinds),
+        "dataSourceNames": list(destination.filter.data_source_names),
+        "hasSecret": destination.has_secret,
+        "paused": destination.paused,
+        "cursor": destination.cursor,
+        "lagEvents": found.lag_events,
+        "lagSeconds": found.lag_seconds,
+        "delivered": state.delivered,
+        "errors": state.errors,
+        "lastDelivery": _iso(state.last_delivery_ms),
+        "lastError": state.last_error,
+        "lastErrorAt": _iso(state.last_error_ms),
+        "leaseHolder": state.lease_owner,
+        "leaseUntil": _iso(state.lease_until_ms) if state.lease_owner else None,
+        "createdAt": format_ms(destination.created_at_ms),
+        "createdBy": destination.created_by,
+    }

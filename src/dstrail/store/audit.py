@@ -200,6 +200,15 @@ class AuditRepository:
             DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
         ]
 
+    def counts_by_kind(self) -> dict[str, int]:
+        """How many events of each kind the trail holds (from the daily rollup)."""
+        rows = self._db.execute(
+            select(audit_daily_counts.c.event_kind, func.sum(audit_daily_counts.c.count)).group_by(
+                audit_daily_counts.c.event_kind
+            )
+        )
+        return {str(kind): int(total) for kind, total in rows}
+
     def count(self, audit_filter: AuditFilter) -> int:
         """How many events match a filter."""
         query = select(func.count()).select_from(audit_events).where(*_conditions(audit_filter))

@@ -187,4 +187,5 @@ stream_destinations = Table(
     Column("last_error", Text, nullable=False),
     Column("last_error_at", BigInteger, nullable=True),
     Column("delivered", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False, server_default="0"),
 )

@@ -25,7 +25,7 @@ _COLUMNS = (
     _T.id, _T.name, _T.kind, _T.format, _T.config, _T.filter_kinds, _T.filter_names,
     _T.secret.isnot(None), _T.paused, _T.cursor_seq, _T.generation, _T.created_at,
     _T.created_by, _T.last_delivery_at, _T.last_error, _T.last_error_at, _T.delivered,
-    _T.lease_owner, _T.lease_until,
+    _T.lease_owner, _T.lease_until, _T.errors,
 )  # fmt: skip
 MAX_ERROR = 1000
 """Characters of a delivery error kept (the rest is cut)."""
@@ -34,7 +34,7 @@ MAX_ERROR = 1000
 def _destination(row: Sequence[Any]) -> Destination:
     (
         id_, name, kind, format_, config, kinds, names, has_secret, paused, cursor, generation,
-        created_at, created_by, delivered_at, error, error_at, delivered, owner, until,
+        created_at, created_by, delivered_at, error, error_at, delivered, owner, until, errors,
     ) = row  # fmt: skip
     return Destination(
         id=id_,
@@ -58,6 +58,7 @@ def _destination(row: Sequence[Any]) -> Destination:
             delivered=int(delivered),
             lease_owner=owner,
             lease_until_ms=int(until),
+            errors=int(errors),
         ),
     )
 
@@ -201,5 +202,5 @@ class StreamRepository:
         self._db.execute(
             update(stream_destinations)
             .where(_T.id == destination_id, _T.lease_owner == owner)
-            .values(last_error=error[:MAX_ERROR], last_error_at=now_ms)
+            .values(last_error=error[:MAX_ERROR], last_error_at=now_ms, errors=_T.errors + 1)
         )

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text, nullable=False),
         sa.Column("last_error_at", sa.BigInteger, nullable=True),
         sa.Column("delivered", sa.BigInteger, nullable=False),
+        sa.Column("errors", sa.BigInteger, nullable=False, server_default="0"),
     )
 
 
