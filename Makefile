@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck layers bench bench-access bench-integrity clean
+.PHONY: run test lint typecheck layers bench bench-access bench-integrity bench-stream clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV): installing dstrail and its dependencies (about a minute, once)"
@@ -41,6 +41,9 @@ bench-access: $(STAMP)
 
 bench-integrity: $(STAMP)
 	$(BIN)/python bench/integrity_bench.py
+
+bench-stream: $(STAMP)
+	$(BIN)/python bench/stream_bench.py
 
 clean:
 	rm -rf $(VENV) dstrail-data .pytest_cache .mypy_cache .ruff_cache
