@@ -158,14 +158,11 @@ def config_of(args: argparse.Namespace) -> dict[str, str]:
 def _shown(
     dstrail: Dstrail, destination: Destination, generated_secret: str | None = None
 ) -> dict[str, Any]:
-    """The destination as changed, its lag read after the commit (which appended the change's
-    own event); with the signing key dstrail made, if it made one."""
+    """The destination as changed, its lag read after the commit (``changed_document``)."""
     with dstrail.store.read() as tx:
-        found = stream_service.status_of(tx, destination, now_ms=dstrail.clock())
-    document = stream_service.status_document(found)
-    if generated_secret is not None:
-        document["secret"] = generated_secret
-    return document
+        return stream_service.changed_document(
+            tx, destination, now_ms=dstrail.clock(), generated_secret=generated_secret
+        )
 
 
 # -- commands ----------------------------------------------------------------------------------

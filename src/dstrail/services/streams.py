@@ -482,3 +482,15 @@ def status_document(found: DestinationStatus) -> dict[str, Any]:
         "createdAt": format_ms(destination.created_at_ms),
         "createdBy": destination.created_by,
     }
+
+
+def changed_document(
+    tx: Repositories, destination: Destination, *, now_ms: int, generated_secret: str | None
+) -> dict[str, Any]:
+    """What a change to a destination answers (CLI and REST): its ``status_document``, read
+    after the commit (which appended the change's own event), and the signing key dstrail
+    made, if it made one (shown this once)."""
+    document = status_document(status_of(tx, destination, now_ms=now_ms))
+    if generated_secret is not None:
+        document["secret"] = generated_secret
+    return document
