@@ -58,7 +58,9 @@ from support import (
     RAW_COLUMNS,
     RAW_INDEX,
     access_event,
+    audit_indexes_dropped,
     bench_data_source,
+    prepare_bulk_load,
     raw_row,
     run_keys,
     stored_row,
@@ -360,26 +362,18 @@ class SQLiteBackend(Backend):
 
     def load_batches(self, conn: sqlite3.Connection, batches: Iterable[list[EventTuple]]) -> int:
         sql, build = self.insert_plan(conn, "?")
-        indexes = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-            "AND tbl_name = 'audit_events' AND sql IS NOT NULL"
-        ).fetchall()
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA cache_size=-262144")
+        prepare_bulk_load(conn)
         conn.execute("BEGIN IMMEDIATE")
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
         counts: collections.Counter[tuple[int, str]] = collections.Counter()
         total = 0
-        for number, rows in enumerate(batches):
-            if number:  # a long load commits each batch, so the WAL does not hold all of it
-                conn.execute("COMMIT")
-                conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, (build(r) for r in rows))
-            _count_days(counts, rows)
-            total += len(rows)
-        for _, create in indexes:
-            conn.execute(create)
+        with audit_indexes_dropped(conn):
+            for number, rows in enumerate(batches):
+                if number:  # a long load commits each batch, so the WAL does not hold it all
+                    conn.execute("COMMIT")
+                    conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, (build(r) for r in rows))
+                _count_days(counts, rows)
+                total += len(rows)
         _finish_load(conn, counts, total, "?")
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -466,26 +460,16 @@ class PostgreSQLBackend(Backend):
     ) -> int:
         sql, build = self.insert_plan(conn, "%s")
         insert_columns = sql[sql.index("(") + 1 : sql.index(")")]
-        indexes = conn.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i "
-            "WHERE i.schemaname = current_schema() AND i.tablename = 'audit_events' "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname "
-            "AND c.conrelid = 'audit_events'::regclass)"
-        ).fetchall()
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute("SET synchronous_commit = off")
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+        prepare_bulk_load(conn)
         counts: collections.Counter[tuple[int, str]] = collections.Counter()
         total = 0
-        with conn.cursor().copy(f"COPY audit_events ({insert_columns}) FROM STDIN") as copy:
+        copying = conn.cursor().copy(f"COPY audit_events ({insert_columns}) FROM STDIN")
+        with audit_indexes_dropped(conn), copying as copy:
             for rows in batches:
                 for row in rows:
                     copy.write_row(build(row))
                 _count_days(counts, rows)
                 total += len(rows)
-        for _, create in indexes:
-            conn.execute(create)
         _finish_load(conn, counts, total, "%s")
         conn.commit()
         conn.autocommit = True

@@ -10,8 +10,12 @@
     p50 and p99 of (the time the webhook receiver has the record - the event's ``ts_ms``);
 (3) the audited write path (``record_event`` in ``Store.write()``, one event per transaction,
     as ``audit_bench.py`` (a)) while three destinations (webhook, syslog, NATS) are delivered
-    by running workers, against the same with none: workers in the same process (as
-    ``dstrail serve`` runs them) and in another process (``dstrail stream run``).
+    by running workers, against the same with none: workers as ``dstrail serve`` runs them
+    (a child process, ``dstrail stream run``) and in a thread of the appending process
+    (``DSTRAIL_STREAM_WORKERS=thread``).
+
+Drains (1) and the lag (2) run the workers as ``dstrail serve`` does; a drain's rate counts
+from its first delivered batch (the child's start is left out).
 
 The receivers run in processes of their own: the webhook receiver is a bare ASGI app under
 uvicorn (httptools, uvloop) that counts the records of each batch and answers 204 without
@@ -70,6 +74,7 @@ from audit_bench import (
     say,
 )
 from dstrail.audit.recorder import record_event
+from dstrail.cli.delivery import DeliveryProcess
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Run, RunType
@@ -90,7 +95,7 @@ from dstrail.settings import Settings
 from dstrail.streaming.formats import encode
 from dstrail.streaming.transports.syslog import frame, message
 from dstrail.streaming.worker import StreamWorkers, WorkerSettings
-from support import RAW_COLUMNS, bench_data_source
+from support import RAW_COLUMNS, audit_indexes_dropped, bench_data_source, prepare_bulk_load
 
 BATCH = WorkerSettings().batch_size
 """Records a batch: the workers' default, and the raw clients'."""
@@ -179,41 +184,23 @@ def load_trail(backend: Backend, trail: Trail) -> float:
         counts[key] = counts.get(key, 0) + 1
     last = trail.checkpoints[-1]
     try:
+        prepare_bulk_load(conn)
         if sqlite:
             size = conn.execute("SELECT size FROM audit_head WHERE id = 1").fetchone()[0]
             assert size == 0, "the trail must be empty before the load"
-            indexes = conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'audit_events' AND sql IS NOT NULL"
-            ).fetchall()
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA cache_size=-262144")
             conn.execute("BEGIN IMMEDIATE")
-            for name, _ in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
-            conn.executemany(
-                f"INSERT INTO audit_events ({columns}) VALUES ({', '.join([mark] * 13)})", values
-            )
-            for _, create in indexes:
-                conn.execute(create)
+            with audit_indexes_dropped(conn):
+                conn.executemany(
+                    f"INSERT INTO audit_events ({columns}) VALUES ({', '.join([mark] * 13)})",
+                    values,
+                )
             cursor: Any = conn.cursor()
         else:
-            indexes = conn.execute(
-                "SELECT i.indexname, i.indexdef FROM pg_indexes i "
-                "WHERE i.schemaname = current_schema() AND i.tablename = 'audit_events' "
-                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname "
-                "AND c.conrelid = 'audit_events'::regclass)"
-            ).fetchall()
-            conn.execute("SET maintenance_work_mem = '512MB'")
-            conn.execute("SET synchronous_commit = off")
-            for name, _ in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
             cursor = conn.cursor()
-            with cursor.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
+            copying = cursor.copy(f"COPY audit_events ({columns}) FROM STDIN")
+            with audit_indexes_dropped(conn), copying as copy:
                 for row in values:
                     copy.write_row(row)
-            for _, create in indexes:
-                conn.execute(create)
         cursor.executemany(
             "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, "
             f"signature) VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
@@ -615,21 +602,20 @@ def wait_for_cursors(
 
 
 def drain_with_workers(dstrail: Dstrail, name: str) -> tuple[int, float, float]:
-    """Start the workers (``WORKER_SETTINGS``), wait until ``name``'s cursor reaches the trail's
-    size, stop them: (events, seconds, CPU seconds of the workers' thread)."""
+    """Deliver ``name`` as ``dstrail serve`` does until its cursor reaches the trail's size:
+    (events, seconds, CPU seconds of the workers), counted from the first batch delivered
+    (the child's start, the same for any backlog, is left out)."""
     size = trail_size(dstrail)
-    workers = new_workers(dstrail)
-    start = time.perf_counter()
-    workers.start()
-    try:
-        assert workers._thread is not None and workers._thread.ident is not None
-        clock = time.pthread_getcpuclockid(workers._thread.ident)
+    with delivery_running(dstrail, "serve") as cpu:
+        deadline = time.monotonic() + 120
+        while (first := cursors(dstrail, [name])[0]) == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name}: nothing delivered in 120 s")
+            time.sleep(0.002)
+        start, cpu_start = time.perf_counter(), cpu()
         wait_for_cursors(dstrail, [name], size)
-        seconds = time.perf_counter() - start
-        cpu = time.clock_gettime(clock)
-    finally:
-        workers.stop(timeout=60)
-    return size, seconds, cpu
+        seconds, used = time.perf_counter() - start, cpu() - cpu_start
+    return size - first, seconds, used
 
 
 def raw_records(dstrail: Dstrail, trail: Trail) -> list[StreamRecord]:
@@ -839,27 +825,25 @@ def bench_lag(dstrail: Dstrail, workdir: Path, seconds: float) -> Lag:
         dstrail, "lag", "webhook", {"url": receiver.url}, from_seq=None,
         secret=new_webhook_secret(),
     )  # fmt: skip
-    receiver.reset(lags=True)
-    workers = new_workers(dstrail)
-    workers.start()
     appended = transactions = 0
     total = int(seconds * LAG_RATE)
     try:
-        time.sleep(0.5)  # the workers have listed the destinations
-        start = time.perf_counter()
-        while appended < total:
-            due = min(total, int((time.perf_counter() - start) * LAG_RATE) + 1) - appended
-            if due <= 0:
-                time.sleep(max(0.0, (appended / LAG_RATE) - (time.perf_counter() - start)))
-                continue
-            append_one(dstrail, actor, plan[appended % len(plan)], min(due, 100))
-            appended += min(due, 100)
-            transactions += 1
-        elapsed = time.perf_counter() - start
-        wait_for_cursors(dstrail, ["lag"], trail_size(dstrail), timeout=60)
-        lags = receiver.lags()
+        with delivery_running(dstrail, "serve"):
+            wait_for_cursors(dstrail, ["lag"], trail_size(dstrail), timeout=60)  # it is up
+            receiver.reset(lags=True)
+            start = time.perf_counter()
+            while appended < total:
+                due = min(total, int((time.perf_counter() - start) * LAG_RATE) + 1) - appended
+                if due <= 0:
+                    time.sleep(max(0.0, (appended / LAG_RATE) - (time.perf_counter() - start)))
+                    continue
+                append_one(dstrail, actor, plan[appended % len(plan)], min(due, 100))
+                appended += min(due, 100)
+                transactions += 1
+            elapsed = time.perf_counter() - start
+            wait_for_cursors(dstrail, ["lag"], trail_size(dstrail), timeout=60)
+            lags = receiver.lags()
     finally:
-        workers.stop()
         receiver.stop()
     remove_destination(dstrail, "lag")
     return Lag(lags=lags, appended=appended, transactions=transactions, seconds=elapsed)
@@ -895,39 +879,54 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+MODES = {
+    "serve": "in a child process, as `dstrail serve` runs them (the default)",
+    "thread": "in a thread of the appending process (DSTRAIL_STREAM_WORKERS=thread)",
+}
+
+
 @contextlib.contextmanager
-def workers_running(
-    dstrail: Dstrail, where: str, names: Sequence[str], keys_dir: Path, workdir: Path
-) -> Iterator[Callable[[], float]]:
-    """Workers delivering every destination, caught up before the block and stopped after:
-    in this process (``StreamWorkers`` in a thread, as ``dstrail serve``) or in another one
-    (``dstrail stream run``). Yields a reading of the CPU seconds the workers have used."""
-    if where == "process":
+def delivery_running(dstrail: Dstrail, mode: str) -> Iterator[Callable[[], float]]:
+    """Workers delivering every destination until the block ends: as ``dstrail serve`` runs
+    them (``DeliveryProcess``: ``dstrail stream run`` in a child process) or in a thread of
+    this process (``StreamWorkers.start``). Yields a reading of the CPU seconds the workers
+    have used."""
+    if mode == "thread":
         workers = new_workers(dstrail)
         workers.start()
         try:
             assert workers._thread is not None and workers._thread.ident is not None
             clock = time.pthread_getcpuclockid(workers._thread.ident)
-            wait_for_cursors(dstrail, names, trail_size(dstrail), timeout=120)
             yield lambda: time.clock_gettime(clock)
         finally:
-            workers.stop()
+            workers.stop(timeout=60)
         return
-    command = [
-        sys.executable, "-c", "import sys; from dstrail.cli import main; sys.exit(main())",
-        "stream", "run", "--database-url", dstrail.store.url, "--data-dir", str(keys_dir),
-    ]  # fmt: skip
-    with (workdir / "stream-run.log").open("ab") as log:
-        environment = {
-            **os.environ, "DSTRAIL_STREAM_POLL_SECONDS": str(WORKER_SETTINGS.poll_seconds),
-        }  # fmt: skip
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    poll = str(WORKER_SETTINGS.poll_seconds)
+    log = (dstrail.settings.data_dir / "delivery.log").open("ab")  # the child's log
+    with environment_variable("DSTRAIL_STREAM_POLL_SECONDS", poll):  # read by the child
+        delivery = DeliveryProcess(dstrail.settings, log_format="text", log=log)
+        delivery.start()
     try:
-        wait_for_cursors(dstrail, names, trail_size(dstrail), timeout=120)
-        yield lambda: process_cpu(child.pid)
+        pid = delivery.pid
+        assert pid is not None
+        yield lambda: process_cpu(pid)
     finally:
-        child.send_signal(signal.SIGTERM)
-        child.wait(60)
+        delivery.stop()
+        log.close()
+
+
+@contextlib.contextmanager
+def environment_variable(key: str, value: str) -> Iterator[None]:
+    """``key`` set to ``value`` in this process's environment for the block."""
+    before = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
 
 
 def bench_write_path(
@@ -953,7 +952,9 @@ def bench_write_path(
             if path == "none":
                 result.none.append(timed_appends(dstrail, actor, plan, per_round))
                 continue
-            with workers_running(dstrail, where, names, keys_dir, workdir) as cpu:
+            with delivery_running(dstrail, where) as cpu:
+                timed_appends(dstrail, actor, plan, 50)  # each transport connected
+                wait_for_cursors(dstrail, names, trail_size(dstrail), timeout=120)
                 before, cpu_before = min(cursors(dstrail, names)), cpu()
                 result.with_workers.append(timed_appends(dstrail, actor, plan, per_round))
                 after, cpu_after = min(cursors(dstrail, names)), cpu()
@@ -1003,7 +1004,7 @@ def run_database(
         receiver = WebhookReceiver(workdir).start()
         rsyslog = Rsyslog(workdir / f"rsyslog-write-{uuid.uuid4().hex[:6]}").start()
         try:
-            for where in ("process", "apart") if "3" in args.parts else ():
+            for where in MODES if "3" in args.parts else ():
                 write_paths[where] = bench_write_path(
                     dstrail, workdir, keys_dir, rounds=args.rounds, per_round=args.per_round,
                     where=where, nats_server=nats_server, rsyslog=rsyslog, receiver=receiver,
@@ -1049,7 +1050,7 @@ def report_lag(lag: Lag) -> None:
 
 
 def report_write_path(where: str, result: WritePath, per_round: int) -> None:
-    label = "in this process" if where == "process" else "in another process"
+    label = {"serve": "as serve runs them", "thread": "in a thread"}[where]
     none, with_ = statistics.median(result.none), statistics.median(result.with_workers)
     during = statistics.median(result.delivered_during)
     say(

@@ -1,8 +1,11 @@
-"""What the benchmarks share: the raw baseline's rows, named as dstrail names its columns."""
+"""What the benchmarks share: the raw baseline's rows, named as dstrail names its columns, and
+the bulk load of a large trail."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
@@ -79,3 +82,40 @@ def run_keys(run: Run) -> dict[str, str]:
         "runId": run.id,
         "dataPlaneId": run.data_plane_id,
     }
+
+
+_SQLITE_INDEXES = (
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+    "AND tbl_name = 'audit_events' AND sql IS NOT NULL"
+)
+_PG_INDEXES = (
+    "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+    "WHERE i.schemaname = current_schema() AND i.tablename = 'audit_events' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname "
+    "AND c.conrelid = 'audit_events'::regclass)"
+)
+
+
+def prepare_bulk_load(conn: Any) -> None:
+    """Session settings for a bulk load (before its transaction): no sync per commit, a large
+    cache (SQLite) or sort memory (PostgreSQL)."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")
+    else:
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET synchronous_commit = off")
+
+
+@contextlib.contextmanager
+def audit_indexes_dropped(conn: Any) -> Iterator[None]:
+    """The audit table's secondary indexes dropped for the block and made again after it
+    (building an index once is faster than keeping it up to date row by row). On SQLite,
+    inside the caller's transaction."""
+    sqlite = isinstance(conn, sqlite3.Connection)
+    indexes = conn.execute(_SQLITE_INDEXES if sqlite else _PG_INDEXES).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    yield
+    for _, create in indexes:
+        conn.execute(create)

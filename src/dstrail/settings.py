@@ -40,10 +40,11 @@ class Settings(BaseSettings):
         "checkpoints; default: a key file in the data dir",
         repr=False,
     )
-    stream_workers: bool = Field(
-        default=True,
-        description="deliver stream destinations inside `dstrail serve` (off: run "
-        "`dstrail stream run` apart)",
+    stream_workers: str = Field(
+        default="process",
+        description="how `dstrail serve` delivers stream destinations: process (a child "
+        "process it starts and watches, the default), thread (in its own process), off (run "
+        "`dstrail stream run` apart); true and false mean process and off",
     )
     stream_poll_seconds: float = Field(default=0.1, ge=0.01, le=60)
     stream_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
@@ -54,6 +55,16 @@ class Settings(BaseSettings):
         "SysAdmin or Auditor)",
         repr=False,
     )
+
+    @field_validator("stream_workers", mode="before")
+    @classmethod
+    def _stream_workers_mode(cls, value: object) -> str:
+        modes = {"process": "process", "thread": "thread", "off": "off", "true": "process",
+                 "false": "off"}  # fmt: skip
+        text = str(value).lower() if isinstance(value, bool | str) else ""
+        if text not in modes:
+            raise ValueError(f"{value!r}; accepted: process, thread, off (true, false)")
+        return modes[text]
 
     @field_validator("database_url")
     @classmethod

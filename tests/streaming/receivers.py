@@ -26,6 +26,9 @@ class WebhookReceiver:
     failing: bool = False
     stall_seconds: float = 0.0
     rejected: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    """The most requests it was answering at once (two senders of one destination overlap)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
     server: ThreadingHTTPServer | None = None
@@ -54,6 +57,16 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                with receiver.lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                try:
+                    self._take()
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
+
+            def _take(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 if receiver.stall_seconds:
                     time.sleep(receiver.stall_seconds)

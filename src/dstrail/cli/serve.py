@@ -69,12 +69,13 @@ def configure_logging(log_format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(LOG_FORMATS[log_format]())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per delivered batch
 
 
 def run_server(args: argparse.Namespace) -> int:
-    """Serve an opened dstrail (and, unless ``DSTRAIL_STREAM_WORKERS=false``, deliver its
-    stream destinations) until SIGTERM or Ctrl-C; then stop the Flight server, the stream
-    workers and the checkpoint ticker, close every database connection (SQLite folds its WAL into the
+    """Serve an opened dstrail (and, unless ``DSTRAIL_STREAM_WORKERS=off``, deliver its
+    stream destinations: in a child process by default) until SIGTERM or Ctrl-C; then stop
+    the Flight server, the stream delivery and the checkpoint ticker, close every database connection (SQLite folds its WAL into the
     database file) and exit 0."""
     # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
     # every other command's start.
@@ -82,6 +83,7 @@ def run_server(args: argparse.Namespace) -> int:
 
     from dstrail.app import create_app
     from dstrail.audit.checkpoints import start_checkpoint_ticker
+    from dstrail.cli.delivery import DeliveryProcess
     from dstrail.proxy import start_flight_server
     from dstrail.streaming.worker import StreamWorkers, worker_settings
 
@@ -97,7 +99,11 @@ def run_server(args: argparse.Namespace) -> int:
             every_seconds=dstrail.settings.checkpoint_every_seconds,
         )
         stack.callback(_stop_ticker, ticker)
-        if dstrail.settings.stream_workers:
+        if dstrail.settings.stream_workers == "process":
+            delivery = DeliveryProcess(dstrail.settings, log_format=args.log_format)
+            delivery.start()
+            stack.callback(delivery.stop)
+        elif dstrail.settings.stream_workers == "thread":
             workers = StreamWorkers(
                 dstrail.store, dstrail.vault, clock=dstrail.clock,
                 settings=worker_settings(dstrail.settings),

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import getpass
 import logging
+import os
 import signal
 import sys
 import threading
@@ -114,6 +115,9 @@ def register(commands: Subparsers) -> None:
         choices=sorted(LOG_FORMATS),
         default="text",
         help="the log on stderr: text (default) or json (one JSON object a line)",
+    )
+    run.add_argument(  # how `dstrail serve` starts it: it must not outlive the server
+        "--exit-with-parent", action="store_true", help=argparse.SUPPRESS
     )
 
 
@@ -282,7 +286,8 @@ def _run(args: argparse.Namespace) -> int:
                 settings=worker_settings(dstrail.settings),
             )  # fmt: skip
             if not stop.requested:
-                failed = _deliver_until(stop, workers)
+                parent = os.getppid() if args.exit_with_parent else None
+                failed = _deliver_until(stop, workers, parent=parent)
         finally:
             dstrail.store.dispose()
     finally:
@@ -294,9 +299,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliver_until(stop: _StopRequest, workers: StreamWorkers) -> BaseException | None:
-    """Run ``workers`` in a thread until a stop is requested or they end by themselves; then
-    stop them and wait. Returns what they failed with, if they did.
+def _deliver_until(
+    stop: _StopRequest, workers: StreamWorkers, *, parent: int | None = None
+) -> BaseException | None:
+    """Run ``workers`` in a thread until a stop is requested, they end by themselves or (when
+    ``parent`` is given) the process that started this one is gone; then stop them and wait.
+    Returns what they failed with, if they did.
 
     ``StreamWorkers.stop`` asks their loop to finish (and does nothing while the loop is not
     running yet, or once it closed): it is asked again until the thread ends."""
@@ -312,6 +320,9 @@ def _deliver_until(stop: _StopRequest, workers: StreamWorkers) -> BaseException 
     thread.start()
     while not stop.requested and thread.is_alive():
         thread.join(0.2)
+        if parent is not None and os.getppid() != parent:
+            logger.warning("the server that started this delivery is gone: stopping")
+            break
     while thread.is_alive():
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             workers.stop(timeout=0)

@@ -180,8 +180,9 @@ class StreamRepository:
         delivered: int,
         now_ms: int,
     ) -> bool:
-        """Move the cursor forward after a delivery; only for the lease holder and only when
-        no replay happened since the batch was read (``generation``)."""
+        """Move the cursor forward after a delivery; only for the lease holder, only when no
+        replay happened since the batch was read (``generation``) and only while it is not
+        paused."""
         values: dict[str, Any] = {"cursor_seq": cursor, "delivered": _T.delivered + delivered}
         if delivered:
             values.update(last_delivery_at=now_ms, last_error="", last_error_at=None)
@@ -191,6 +192,7 @@ class StreamRepository:
                 _T.id == destination_id,
                 _T.lease_owner == owner,
                 _T.generation == generation,
+                _T.paused.is_(False),
                 _T.cursor_seq < cursor,
             )
             .values(**values)

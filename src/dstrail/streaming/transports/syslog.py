@@ -46,9 +46,9 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from dstrail.domain.streams import Destination, StreamRecord
+from dstrail.domain.timestamps import format_ms
 from dstrail.streaming.transports import DeliveryError
 
 FACILITY_LOG_AUDIT = 13
@@ -67,9 +67,9 @@ PEER_CHECK_S = 0.05
 
 
 def timestamp(ms: int) -> str:
-    """An RFC 5424 TIMESTAMP (RFC 3339, UTC, milliseconds) of epoch milliseconds."""
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+    """An RFC 5424 TIMESTAMP (RFC 3339, UTC, milliseconds) of epoch milliseconds: the audit
+    API's own form."""
+    return format_ms(ms)
 
 
 def sd_value(value: str) -> str:
