@@ -6,7 +6,16 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from dstrail import __version__
-from dstrail.api import access, audit, datasources, integrity, metrics, platform, streams
+from dstrail.api import (
+    access,
+    audit,
+    datasources,
+    integrity,
+    metrics,
+    platform,
+    streams,
+    tlog,
+)
 from dstrail.api.access_log import RequestLog
 from dstrail.api.deps import text_parameters
 from dstrail.api.errors import PUBLIC, install_error_handlers
@@ -37,6 +46,7 @@ def create_app(dstrail: Dstrail) -> FastAPI:
     install_console(app)
     for router in (
         integrity.router,
+        tlog.router,
         audit.router,
         *datasources.routers,
         platform.router,

@@ -42,7 +42,9 @@ def open_dstrail(
 ) -> Dstrail:
     """Connect to the database (migrating it first) and load the keys."""
     keys = load_keys(settings)
-    signer = Ed25519CheckpointSigner(private_key_from_text(keys.audit_signing_key))
+    signer = Ed25519CheckpointSigner(
+        private_key_from_text(keys.audit_signing_key), origin=settings.resolved_log_origin()
+    )
     store = Store(
         settings.resolved_database_url(),
         checkpoints=checkpoint_policy(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("dstrail-data")
+DEFAULT_LOG_ORIGIN = "dstrail.local/audit"
 
 
 class Settings(BaseSettings):
@@ -40,6 +43,26 @@ class Settings(BaseSettings):
         "checkpoints; default: a key file in the data dir",
         repr=False,
     )
+    audit_log_origin: str | None = Field(
+        default=None,
+        description="the log's origin in its C2SP checkpoints and the key name of its vkey, "
+        "e.g. dstrail.example.com/audit; default: the public URL's host and path then /audit, "
+        "else dstrail.local/audit. Set it once, before adding witnesses",
+    )
+    tlog_public: bool = Field(
+        default=False,
+        description="serve the C2SP checkpoint and hash tiles without authentication (they "
+        "reveal no event content; entry bundles always need the audit API's authentication)",
+    )
+    witness_name: str | None = Field(
+        default=None,
+        description="this instance's name as a witness (`dstrail witness serve`), its key name "
+        "in cosignatures; default: the log origin's host then /witness",
+    )
+    witness_submit_seconds: float = Field(
+        default=10.0, ge=0.1, le=3600,
+        description="how often `dstrail serve` submits its latest checkpoint to its witnesses",
+    )  # fmt: skip
     stream_workers: str = Field(
         default="process",
         description="how `dstrail serve` delivers stream destinations: process (a child "
@@ -75,6 +98,29 @@ class Settings(BaseSettings):
         if not value.startswith(accepted):
             raise ValueError(f"unsupported database URL scheme; accepted: {', '.join(accepted)}")
         return value
+
+    @field_validator("audit_log_origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"[!-*,-~]{1,255}", value):  # printable ASCII, no space, no +
+            raise ValueError(
+                f"{value[:100]!r}; accepted: a schema-less URL such as dstrail.example.com/audit "
+                "(printable ASCII, no spaces, no '+')"
+            )
+        return value
+
+    def resolved_log_origin(self) -> str:
+        """The log's origin: as set, else from the public URL, else ``dstrail.local/audit``."""
+        if self.audit_log_origin:
+            return self.audit_log_origin
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            base = (parts.netloc.rpartition("@")[2] + parts.path).rstrip("/")
+            if base and re.fullmatch(r"[!-*,-~]+", base):
+                return f"{base}/audit"
+        return DEFAULT_LOG_ORIGIN
 
     def resolved_database_url(self) -> str:
         """The URL to connect to, defaulting to the embedded SQLite file."""

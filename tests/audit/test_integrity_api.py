@@ -42,10 +42,9 @@ def independent_leaf(event: dict[str, Any], seq: int) -> bytes:
 
 
 def signed_message(checkpoint: dict[str, Any]) -> bytes:
-    return (
-        f"dstrail-audit-checkpoint/v1\n{checkpoint['treeSize']}\n{checkpoint['rootHash']}\n"
-        f"{checkpoint['timestampMs']}\n"
-    ).encode()
+    """A C2SP checkpoint's note text: origin, size, base64 root (c2sp.org/tlog-checkpoint)."""
+    root = base64.b64encode(bytes.fromhex(checkpoint["rootHash"])).decode()
+    return f"{checkpoint['origin']}\n{checkpoint['treeSize']}\n{root}\n".encode()
 
 
 def make_events(client: TestClient, owner: Login, count: int) -> None:
@@ -167,7 +166,7 @@ def test_a_bundle_verifies_without_a_database(
     assert report["firstWrongSeq"] == entry["seq"]
 
     tampered = json.loads(json.dumps(bundle))
-    tampered["checkpoint"]["timestampMs"] += 1
+    tampered["checkpoint"]["origin"] = "elsewhere.example/audit"  # signed: the note's first line
     (tmp_path / "t2.json").write_text(json.dumps(tampered))
     assert main(["audit", "verify", "--bundle", str(tmp_path / "t2.json"), "--format", "json"]) == 1
     report = orjson.loads(capsys.readouterr().out)
@@ -176,3 +175,32 @@ def test_a_bundle_verifies_without_a_database(
     # A key other than the pinned one is refused even when the bundle is self-consistent.
     other = base64.b64encode(hashlib.sha256(b"not the key").digest()).decode()
     assert main(["audit", "verify", "--bundle", str(bundle_file), "--public-key", other]) == 1
+
+
+def test_the_checkpoint_is_a_c2sp_signed_note_under_the_published_vkey(
+    client: TestClient, admin: Login, alice: Login
+) -> None:
+    make_events(client, alice, 5)
+    key = client.get(f"{BASE}/public-key", headers=admin.headers).json()
+    response = client.get("/api/dstrail/v1/tlog/checkpoint", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    # Checked here with hashlib and cryptography only (c2sp.org/signed-note, tlog-checkpoint).
+    name, hex_id, encoded = key["vkey"].split("+", 2)
+    raw = base64.b64decode(encoded)
+    assert raw[0] == 0x01 and len(raw) == 33 and name == key["origin"]
+    assert hashlib.sha256(name.encode() + b"\n\x01" + raw[1:]).digest()[:4].hex() == hex_id
+    body, _, signatures = text.rpartition("\n\n")
+    origin, size, root = body.split("\n")
+    assert origin == name and int(size) >= 5 and len(base64.b64decode(root)) == 32
+    [line] = signatures.rstrip("\n").split("\n")
+    dash, signer, signature = line.split(" ")
+    assert dash == "\u2014" and signer == name
+    blob = base64.b64decode(signature)
+    assert blob[:4].hex() == hex_id
+    Ed25519PublicKey.from_public_bytes(raw[1:]).verify(blob[4:], (body + "\n").encode())
+    latest = client.get(f"{BASE}/checkpoint", headers=admin.headers).json()
+    assert latest["note"] == text and latest["origin"] == origin
+    assert base64.b64decode(root).hex() == latest["rootHash"] and int(size) == latest["treeSize"]
+    assert client.get("/api/dstrail/v1/tlog/checkpoint").status_code == 401

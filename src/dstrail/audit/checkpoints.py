@@ -1,5 +1,5 @@
-"""Signing checkpoints: the server's Ed25519 key, public key documents, signature checks,
-and checkpoints signed on demand or on a timer. What a checkpoint is, and the message its
+"""Signing checkpoints: the server's Ed25519 key, public key documents (with the C2SP vkey),
+signature checks, and checkpoints signed on demand or on a timer. What a checkpoint is, and the message its
 signature covers, is ``dstrail.domain.trail.checkpoints``."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dstrail.domain.trail import CheckpointPolicy, CheckpointRecord
-from dstrail.domain.trail.checkpoints import ALGORITHM, checkpoint_message
+from dstrail.domain.trail import CheckpointPolicy, CheckpointRecord, note
+from dstrail.domain.trail.checkpoints import ALGORITHM
 from dstrail.errors import InvalidInput
 from dstrail.store import Store
 
@@ -63,44 +63,70 @@ def key_id_of(public_raw: bytes) -> str:
 
 
 class Ed25519CheckpointSigner:
-    """Signs checkpoints with the server's Ed25519 key (``repr`` shows no secret)."""
+    """Signs checkpoints as C2SP notes with the server's Ed25519 key, under the log's origin
+    (``repr`` shows no secret)."""
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, private_key: Ed25519PrivateKey, *, origin: str) -> None:
         self._key = private_key
         self.public_key = private_key.public_key()
         self.public_raw = public_key_bytes(self.public_key)
-        self._key_id = key_id_of(self.public_raw)
+        self.verifier = note.verifier_of(note.check_name(origin, field="origin"), self.public_raw)
 
     def __repr__(self) -> str:
-        return f"Ed25519CheckpointSigner(key_id={self._key_id!r})"
+        return f"Ed25519CheckpointSigner(origin={self.origin!r}, key_id={self.key_id!r})"
 
     @property
     def key_id(self) -> str:
-        """A digest of the public key."""
-        return self._key_id
+        """The note key id under the origin (4 bytes, hex)."""
+        return self.verifier.key_id.hex()
+
+    @property
+    def origin(self) -> str:
+        """The log's origin: its checkpoints' first line and its key name."""
+        return self.verifier.name
 
     def sign(self, *, tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
-        """The 64-byte signature of one checkpoint."""
-        return self._key.sign(checkpoint_message(tree_size, root_hash, timestamp_ms))
+        """The 64-byte signature of one checkpoint's note text (its time is not in it: C2SP
+        checkpoints state the origin, size and root only)."""
+        del timestamp_ms
+        return self._key.sign(note.Checkpoint(self.origin, tree_size, root_hash).text().encode())
+
+    def sign_bytes(self, message: bytes) -> bytes:
+        """An Ed25519 signature of ``message`` (a cosignature, when witnessing)."""
+        return self._key.sign(message)
 
     def public_key_document(self) -> dict[str, str]:
-        """The public key as the API and the CLI publish it."""
-        return public_key_document(self.public_raw)
+        """The public key as the API and the CLI publish it, with its vkey."""
+        return public_key_document(self.public_raw, origin=self.origin)
 
 
-def public_key_document(public_raw: bytes) -> dict[str, str]:
-    """``{algorithm, keyId, publicKey (base64 raw), pem}``."""
+def public_key_document(public_raw: bytes, *, origin: str | None = None) -> dict[str, str]:
+    """``{algorithm, keyId, publicKey (base64 raw), pem}``, and with the log's origin its
+    ``origin``, ``noteKeyId`` and ``vkey`` (C2SP signed-note verifier key)."""
     pem = (
         Ed25519PublicKey.from_public_bytes(public_raw)
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    return {
+    document = {
         "algorithm": ALGORITHM,
         "keyId": key_id_of(public_raw),
         "publicKey": base64.b64encode(public_raw).decode(),
         "pem": pem,
     }
+    if origin is not None:
+        verifier = note.verifier_of(origin, public_raw)
+        document.update(origin=origin, noteKeyId=verifier.key_id.hex(), vkey=verifier.vkey())
+    return document
+
+
+def check_ed25519(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` is a valid Ed25519 signature of ``message`` (``note.Check``)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def public_key_from_text(value: str) -> bytes:
@@ -121,12 +147,8 @@ def public_key_from_text(value: str) -> bytes:
 
 
 def verify_signature(record: CheckpointRecord, public_raw: bytes) -> bool:
-    """Whether the checkpoint's signature is valid under this public key."""
-    try:
-        Ed25519PublicKey.from_public_bytes(public_raw).verify(record.signature, record.message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    """Whether the checkpoint's signature is valid under this public key (either form)."""
+    return check_ed25519(public_raw, record.signature, record.message)
 
 
 def checkpoint_policy(

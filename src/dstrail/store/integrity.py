@@ -40,8 +40,8 @@ _SET_CHECKPOINT = statement(
     "UPDATE audit_head SET checkpoint_size = :size, checkpoint_ms = :ms WHERE id = 1"
 )
 _INSERT_CHECKPOINT = statement(
-    "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature) "
-    "VALUES (:tree_size, :root_hash, :timestamp_ms, :key_id, :signature)"
+    "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, signature, "
+    "origin) VALUES (:tree_size, :root_hash, :timestamp_ms, :key_id, :signature, :origin)"
 )
 LOCK_HEAD = statement(
     # SQLite: a write transaction already holds the one write lock (BEGIN IMMEDIATE). The
@@ -172,6 +172,16 @@ class IntegrityRepository:
         """The checkpoint of the largest tree."""
         row = self._db.execute(
             select(*_CHECKPOINT_SELECT).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
+        ).first()
+        return _record(row) if row else None
+
+    def latest_note_checkpoint(self) -> CheckpointRecord | None:
+        """The C2SP checkpoint (one with an origin) of the largest tree."""
+        row = self._db.execute(
+            select(*_CHECKPOINT_SELECT)
+            .where(audit_checkpoints.c.origin.isnot(None))
+            .order_by(audit_checkpoints.c.tree_size.desc())
+            .limit(1)
         ).first()
         return _record(row) if row else None
 

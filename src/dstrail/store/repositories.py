@@ -14,6 +14,7 @@ from dstrail.store.integrity import IntegrityRepository
 from dstrail.store.projects import ProjectRepository
 from dstrail.store.runs import RunRepository
 from dstrail.store.streams import StreamRepository
+from dstrail.store.transparency import TransparencyRepository
 from dstrail.store.users import UserRepository
 
 
@@ -48,6 +49,7 @@ class Repositories:
         )
         self.integrity = IntegrityRepository(connection, checkpoints)
         self.streams = StreamRepository(connection)
+        self.transparency = TransparencyRepository(connection)
 
     def read_ahead(self, *wanted: ReadAhead) -> None:
         """Read together (one round trip on PostgreSQL) what access decisions are about to

@@ -155,6 +155,41 @@ audit_checkpoints = Table(
     Column("timestamp_ms", BigInteger, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", LargeBinary, nullable=False),
+    Column("origin", String(255), nullable=True),
+)
+
+audit_witnesses = Table(
+    "audit_witnesses",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("vkey", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("added_at", BigInteger, nullable=False),
+    Column("added_by", String(24), nullable=False),
+    Column("cosigned_size", BigInteger, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("last_attempt_at", BigInteger, nullable=True),
+)
+
+audit_cosignatures = Table(
+    "audit_cosignatures",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(255), primary_key=True),
+    Column("key_id", String(8), primary_key=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+witnessed_logs = Table(
+    "witnessed_logs",
+    metadata,
+    Column("origin", String(255), primary_key=True),
+    Column("vkey", Text, nullable=False),
+    Column("tree_size", BigInteger, nullable=False, server_default="0"),
+    Column("root_hash", LargeBinary, nullable=True),
+    Column("checkpoint", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=True),
 )
 
 audit_daily_counts = Table(
