@@ -1,15 +1,20 @@
 """The NATS JetStream transport against a real nats-server (``-js``) started by the tests on a
-free port with a store directory of its own, so each can be stopped and restarted. Without the
+free port with a store directory of its own, so each can be stopped and restarted; for TLS
+(``tls://``) with a server certificate of a test CA (``tests.streaming.rsyslog``). Without the
 binary the tests skip (fail under ``CI=true``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,17 +27,20 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from dstrail.domain.streams import Destination, StreamFilter, StreamFormat, StreamKind, StreamRecord
+from dstrail.errors import InvalidInput
+from dstrail.services.streams import check_config
 from dstrail.streaming.transports import DeliveryError
 from dstrail.streaming.transports import open_transport as open_any_transport
 from dstrail.streaming.transports.nats import NatsTransport, open_transport
+from tests.streaming.rsyslog import Certificates, make_certificates
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 TOKEN = "s3cret-nats-token-" + uuid.uuid4().hex
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -45,24 +53,29 @@ class NatsServer:
     token: str | None = None
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    tls: Certificates | None = None
+    """When set, the server takes only TLS clients, with this server certificate."""
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self.port = self.port or _free_port()
-        command = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port)]
+        self.port = self.port or _free_port(self.host)
+        command = [NATS_SERVER, "-js", "-a", self.host, "-p", str(self.port)]
         command += ["-sd", str(self.store)]
         if self.token:
             command += ["--auth", self.token]
+        if self.tls:
+            command += ["--tls", "--tlscert", str(self.tls.cert), "--tlskey", str(self.tls.key)]
         log = (self.store.parent / f"nats-{self.port}.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "nats-server exited; see its log"
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -75,13 +88,19 @@ class NatsServer:
         self.process = None
 
 
-def _server(tmp_path: Path, token: str | None = None) -> Iterator[NatsServer]:
+def _server(
+    tmp_path: Path,
+    token: str | None = None,
+    *,
+    tls: Certificates | None = None,
+    host: str = "127.0.0.1",
+) -> Iterator[NatsServer]:
     if not os.path.exists(NATS_SERVER):
         if os.environ.get("CI") == "true":
             pytest.fail(f"nats-server is required under CI=true ({NATS_SERVER} is missing)")
         pytest.skip(f"{NATS_SERVER} is missing")
     (tmp_path / "store").mkdir()
-    server = NatsServer(store=tmp_path / "store", token=token)
+    server = NatsServer(store=tmp_path / "store", token=token, tls=tls, host=host)
     server.start()
     yield server
     server.stop()
@@ -105,13 +124,33 @@ def token_server(tmp_path: Path) -> Iterator[NatsServer]:
     yield from _server(tmp_path, token=TOKEN)
 
 
-def _destination(url: str, subject: str) -> Destination:
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A test CA, and a server certificate it signed for 127.0.0.1 and localhost."""
+    return make_certificates(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, certificates: Certificates
+) -> Iterator[NatsServer]:
+    """A server that takes only TLS clients (``tls://127.0.0.1:PORT``), its certificate
+    signed by the test CA; each test uses a stream of its own."""
+    yield from _server(tmp_path_factory.mktemp("nats-tls"), tls=certificates)
+
+
+def _trusting(certificates: Certificates) -> ssl.SSLContext:
+    """What the test's own clients connect to ``tls_server`` with."""
+    return ssl.create_default_context(cafile=str(certificates.ca))
+
+
+def _destination(url: str, subject: str, **config: str) -> Destination:
     return Destination(
         id="d1",
         name="bus",
         kind=StreamKind.NATS,
         format=StreamFormat.NATIVE,
-        config={"url": url, "subject": subject},
+        config={"url": url, "subject": subject, **config},
         filter=StreamFilter(),
         paused=False,
         cursor=0,
@@ -135,12 +174,16 @@ def _records(seqs: Sequence[int]) -> list[StreamRecord]:
 
 
 async def _add_stream(
-    url: str, *, token: str | None = None, max_msg_size: int | None = None
+    url: str,
+    *,
+    token: str | None = None,
+    max_msg_size: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[str, str]:
     """A new stream (2-minute duplicate window) on a new subject: (name, subject)."""
     name = "s" + uuid.uuid4().hex[:12]
     subject = f"audit.{name}"
-    nc = await nats.connect(url, token=token)
+    nc = await nats.connect(url, token=token, tls=tls)
     js = nc.jetstream()
     config = StreamConfig(
         name=name, subjects=[subject], duplicate_window=120.0, max_msg_size=max_msg_size
@@ -157,9 +200,16 @@ class Stored:
     headers: dict[str, str]
 
 
-async def _stored(url: str, stream: str, subject: str, *, token: str | None = None) -> list[Stored]:
+async def _stored(
+    url: str,
+    stream: str,
+    subject: str,
+    *,
+    token: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> list[Stored]:
     """Everything the stream holds, in its order, read with an (ephemeral) pull consumer."""
-    nc = await nats.connect(url, token=token)
+    nc = await nats.connect(url, token=token, tls=tls)
     js = nc.jetstream()
     count = (await js.stream_info(stream)).state.messages
     stored: list[Stored] = []
@@ -376,3 +426,203 @@ def test_config_that_cannot_work_names_the_field() -> None:
         open_transport(_destination("nats://127.0.0.1:4222", "audit trail"), None)
     with pytest.raises(DeliveryError, match=r"^config\.url: 'http://x:4222' must be a nats://"):
         open_transport(_destination("http://x:4222", "audit.trail"), None)
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def test_over_tls_with_the_ca_file_a_batch_is_stored_in_order_with_its_ids(
+    tls_server: NatsServer, certificates: Certificates
+) -> None:
+    """The server takes only TLS clients: the transport got through its handshake, having
+    checked the certificate against ``caFile`` (the system's CAs do not know the test CA)."""
+    url, trusting = tls_server.url, _trusting(certificates)
+    assert url.startswith("tls://127.0.0.1:")
+
+    async def scenario() -> list[Stored]:
+        stream, subject = await _add_stream(url, tls=trusting)
+        destination = _destination(url, subject, caFile=str(certificates.ca))
+        transport = open_any_transport(destination, None)
+        assert isinstance(transport, NatsTransport)
+        await transport.check()
+        await transport.send(_records([1, 2, 3]))
+        await transport.send(_records([4]))
+        await transport.close()
+        return await _stored(url, stream, subject, tls=trusting)
+
+    assert asyncio.run(scenario()) == _expected(_records([1, 2, 3, 4]))
+
+
+@pytest.mark.parametrize("trust", ["system", "other-ca"])
+def test_over_tls_a_certificate_the_trusted_cas_did_not_sign_fails_the_send(
+    tls_server: NatsServer,
+    certificates: Certificates,
+    tmp_path: Path,
+    trust: str,
+) -> None:
+    """Without ``caFile`` the system's CAs are trusted, and they never signed the test CA;
+    nor did another CA. Nothing reaches the stream."""
+    url = tls_server.url
+    config = {} if trust == "system" else {"caFile": str(make_certificates(tmp_path).ca)}
+
+    async def scenario() -> tuple[str, list[Stored]]:
+        stream, subject = await _add_stream(url, tls=_trusting(certificates))
+        transport = open_transport(_destination(url, subject, **config), TOKEN)
+        with pytest.raises(DeliveryError) as failure:
+            await asyncio.wait_for(transport.send(_records([1, 2])), 10)  # a hang fails
+        await transport.close()
+        return str(failure.value), await _stored(url, stream, subject, tls=_trusting(certificates))
+
+    message, stored = asyncio.run(scenario())
+    trusted = (
+        "the system's trusted CAs; for a private CA, set config.caFile"
+        if trust == "system"
+        else f"the CAs in config.caFile {config.get('caFile')!r}"
+    )
+    assert message == (
+        f"cannot connect to NATS at {url}: TLS: the server's certificate was not accepted: "
+        f"unable to get local issuer certificate (checked against {trusted})"
+    )
+    assert TOKEN not in message
+    assert stored == []
+
+
+@pytest.fixture
+def tls_server_elsewhere(tmp_path: Path, certificates: Certificates) -> Iterator[NatsServer]:
+    """A TLS server with the test CA's certificate for 127.0.0.1 and localhost, listening on
+    127.0.0.2, which the certificate does not name."""
+    yield from _server(tmp_path, tls=certificates, host="127.0.0.2")
+
+
+def test_over_tls_a_host_name_the_certificate_does_not_name_fails_the_send(
+    tls_server_elsewhere: NatsServer, certificates: Certificates
+) -> None:
+    """The CA is trusted: only the host name check can refuse the certificate."""
+    url = tls_server_elsewhere.url
+    assert url.startswith("tls://127.0.0.2:")
+
+    async def scenario() -> str:
+        transport = open_transport(
+            _destination(url, "audit.trail", caFile=str(certificates.ca)), None
+        )
+        with pytest.raises(DeliveryError) as failure:
+            await asyncio.wait_for(transport.send(_records([1])), 10)
+        await transport.close()
+        return str(failure.value)
+
+    assert asyncio.run(scenario()) == (
+        f"cannot connect to NATS at {url}: TLS: the server's certificate was not accepted: "
+        "IP address mismatch, certificate is not valid for '127.0.0.2' "
+        f"(checked against the CAs in config.caFile {str(certificates.ca)!r})"
+    )
+
+
+def test_a_nats_url_to_a_tls_server_fails_saying_it_is_the_certificate(
+    tls_server: NatsServer,
+) -> None:
+    """nats-py goes over to TLS when the server requires it, with the system's CAs."""
+    url = f"nats://127.0.0.1:{tls_server.port}"
+
+    async def scenario() -> str:
+        transport = open_transport(_destination(url, "audit.trail"), None)
+        with pytest.raises(DeliveryError) as failure:
+            await asyncio.wait_for(transport.send(_records([1])), 10)
+        await transport.close()
+        return str(failure.value)
+
+    assert asyncio.run(scenario()) == (
+        f"cannot connect to NATS at {url}: TLS: the server's certificate was not accepted: "
+        "unable to get local issuer certificate (checked against the system's trusted CAs; "
+        "for a private CA, set a tls:// URL and config.caFile)"
+    )
+
+
+def test_ca_file_is_only_for_tls_urls_and_must_load(tmp_path: Path) -> None:
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    plain = {"url": "nats://h:4222", "subject": "audit.trail", "caFile": ca}
+    with pytest.raises(InvalidInput) as refused:
+        check_config(StreamKind.NATS, plain)
+    assert str(refused.value) == (
+        "config.caFile: only for tls:// URLs (the CAs of a TLS server's certificate)"
+    )
+    over_tls = {**plain, "url": "tls://h:4222"}
+    assert check_config(StreamKind.NATS, over_tls) == over_tls
+    assert check_config(StreamKind.NATS, {**plain, "caFile": ""})["caFile"] == ""
+
+    with pytest.raises(DeliveryError) as raised:
+        open_transport(_destination("nats://h:4222", "audit.trail", caFile=ca), None)
+    assert str(raised.value) == "config.caFile: only for tls:// URLs; config.url is 'nats://h:4222'"
+    missing = str(tmp_path / "missing.pem")
+    with pytest.raises(DeliveryError) as raised:
+        open_transport(_destination("tls://h:4222", "audit.trail", caFile=missing), None)
+    assert str(raised.value) == (
+        f"config.caFile: cannot load {missing!r}: [Errno 2] No such file or directory"
+    )
+    (tmp_path / "not.pem").write_text("not a certificate\n")
+    with pytest.raises(DeliveryError, match=r"^config\.caFile: cannot load '.*not\.pem': "):
+        open_transport(
+            _destination("tls://h:4222", "audit.trail", caFile=str(tmp_path / "not.pem")), None
+        )
+    assert isinstance(
+        open_transport(_destination("tls://h:4222", "audit.trail"), None), NatsTransport
+    )
+
+
+class _ClearTextServer:
+    """A server that answers like nats-server without TLS (its INFO has no ``tls_required``)
+    and keeps every byte a client sends: what a man in the middle of a tls:// URL would get.
+    A double of the NATS protocol's first messages (INFO, then PONG to a PING), as no real
+    server can be told to drop TLS for one client; it answers nothing else."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                peer, _ = self.listener.accept()
+            except OSError:
+                return
+            info = {"server_id": "double", "version": "2.9.10", "max_payload": 1048576,
+                    "auth_required": True, "headers": True, "proto": 1}  # fmt: skip
+            peer.sendall(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            peer.settimeout(1.0)
+            with contextlib.suppress(OSError):
+                while chunk := peer.recv(65536):
+                    self.received += chunk
+                    if b"PING\r\n" in chunk:
+                        peer.sendall(b"PONG\r\n")
+            peer.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("token", ["s3cret-token-value", None])
+def test_a_tls_url_to_a_server_without_tls_sends_nothing_in_clear(
+    certificates: Certificates, token: str | None
+) -> None:
+    server = _ClearTextServer()
+    url = f"tls://127.0.0.1:{server.port}"
+    destination = _destination(url, "audit.trail", caFile=str(certificates.ca))
+
+    async def scenario() -> str:
+        transport = open_any_transport(destination, token)
+        with pytest.raises(DeliveryError) as raised:
+            await asyncio.wait_for(transport.send(_records([1])), 10)
+        await transport.close()
+        return str(raised.value)
+
+    try:
+        message = asyncio.run(scenario())
+    finally:
+        time.sleep(0.2)
+        server.close()
+    assert "did not ask for TLS" in message and url in message
+    assert b"s3cret" not in server.received  # the token was not sent
+    assert b"HPUB" not in server.received and b"PUB " not in server.received  # nor a record
+    if token:
+        assert token not in message

@@ -68,7 +68,7 @@ class StreamCreateBody(_Body):
         default_factory=dict,
         description="the transport's settings: webhook `url`, `body` (json, ndjson); "
         "splunk-hec `url`, `index`, `source`, `sourcetype`, `host`; syslog `host`, `port`, "
-        "`tls` (true, false), `caFile`, `appName`; nats `url`, `subject`",
+        "`tls` (true, false), `caFile`, `appName`; nats `url`, `subject`, `caFile` (tls://)",
     )
     secret: str | None = Field(default=None, description=_WHAT_IT_HOLDS)
     check: bool = Field(

@@ -57,7 +57,7 @@ CONFIG_KEYS: dict[StreamKind, dict[str, bool]] = {
         "url": True, "index": False, "source": False, "sourcetype": False, "host": False,
     },
     StreamKind.SYSLOG: {"host": True, "port": True, "tls": False, "caFile": False, "appName": False},
-    StreamKind.NATS: {"url": True, "subject": True},
+    StreamKind.NATS: {"url": True, "subject": True, "caFile": False},
 }  # fmt: skip
 """Each transport's config keys, and whether it is required."""
 
@@ -121,6 +121,10 @@ def check_config(kind: StreamKind, config: dict[str, str] | None) -> dict[str, s
         raise InvalidInput(
             "config.subject: a NATS subject to publish to: dot-separated tokens, no spaces "
             "or wildcards (* >)"
+        )
+    if kind is StreamKind.NATS and config.get("caFile") and not config["url"].startswith("tls://"):
+        raise InvalidInput(
+            "config.caFile: only for tls:// URLs (the CAs of a TLS server's certificate)"
         )
     if kind is StreamKind.WEBHOOK and config.get("body", "json") not in ("json", "ndjson"):
         raise InvalidInput("config.body: accepted: json (a JSON array a batch), ndjson")
