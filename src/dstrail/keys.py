@@ -1,5 +1,6 @@
-"""The server's own secrets: the signing key, the credential-encryption key and the Ed25519
-key that signs audit checkpoints.
+"""The server's own secrets: the signing key, the credential-encryption key, the Ed25519
+key that signs audit checkpoints and, for an instance that witnesses other logs, the Ed25519
+key that cosigns their checkpoints.
 
 Taken from the settings when set, otherwise created once in the data directory (mode 0600; a
 data directory created here is 0700).
@@ -50,3 +51,13 @@ def load_keys(settings: Settings) -> Keys:
         settings.data_dir / "audit-signing.key", new_private_key_text()
     )
     return Keys(signing_key=signing, encryption_key=encryption, audit_signing_key=audit_signing)
+
+
+WITNESS_KEY_FILE = "witness-signing.key"
+
+
+def load_witness_signing_key(settings: Settings) -> str:
+    """The Ed25519 private key (base64 seed) this instance cosigns other logs' checkpoints
+    with as a witness: a key of its own, never the audit signing key (C2SP tlog-cosignature
+    asks for distinct keys per cosigner), made once in the data directory (mode 0600)."""
+    return _read_or_create(settings.data_dir / WITNESS_KEY_FILE, new_private_key_text())

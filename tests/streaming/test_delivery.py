@@ -108,6 +108,7 @@ def test_every_event_arrives_once_in_order_signed_with_what_proves_it(
         if covered:
             assert record["checkpoint"] == {
                 "treeSize": checkpoint.tree_size, "rootHash": checkpoint.root_hash.hex(),
+                "origin": dstrail.signer.origin,
             }  # fmt: skip
     assert records[-1]["dataSourceName"] == "after-the-checkpoint"
     state = destination(dstrail, "siem").state

@@ -226,7 +226,11 @@ def check_ocsf(record: dict[str, Any]) -> None:
     assert record["class_name"] == spec["name"]
     assert (record["category_uid"], record["category_name"]) == spec["category"]
     assert record["type_uid"] == record["class_uid"] * 100 + activity
-    assert record["type_name"] == f"{spec['name']}: {record['activity_name']}"
+    # type_uid's caption in the schema: Other for an Other activity of a class (its own name
+    # is activity_name); the Base Event (type_uid 99) names the activity itself
+    other = activity == 99 and record["class_uid"] != 0
+    caption = "Other" if other else record["activity_name"]
+    assert record["type_name"] == f"{spec['name']}: {caption}"
     assert record["severity_id"] in {1, 3}
     assert (record["status_id"], record["status"]) in {(1, "Success"), (2, "Failure")}
     assert isinstance(record["time"], int)
@@ -549,6 +553,14 @@ EVERY_KIND: dict[EventKind, tuple[SealedRow, int, int]] = {
         row("StreamDestinationSecretRotated", {"streamId": "s1", "streamName": "siem"},
             ds=NO_DS), 3004, 3,
     ),
+    EventKind.WITNESS_ADDED: (
+        row("WitnessAdded", {"witnessName": "w.example/w1", "vkey": "w.example/w1+01020304+BA",
+                             "url": "https://w.example/w1"}, ds=NO_DS), 3004, 1,
+    ),
+    EventKind.WITNESS_REMOVED: (
+        row("WitnessRemoved", {"witnessName": "w.example/w1", "vkey": "w.example/w1+01020304+BA",
+                               "url": "https://w.example/w1"}, ds=NO_DS), 3004, 4,
+    ),
 }  # fmt: skip
 
 
@@ -568,7 +580,10 @@ def test_each_kind_becomes_a_valid_event_of_its_class(kind: EventKind) -> None:
     assert record["metadata"]["uid"] == "00" * 32
     assert record["metadata"]["sequence"] == 7
     assert record["actor"]["user"] == {"uid": ALICE, "name": "alice"}
-    assert record["unmapped"] == {"metadata": orjson.loads(source[4])}
+    expected_unmapped = {"metadata": orjson.loads(source[4])}
+    if source[2]:
+        expected_unmapped["dataSourceType"] = source[2]
+    assert record["unmapped"] == expected_unmapped
 
 
 def test_the_version_written_is_the_one_py_ocsf_models_implements() -> None:
@@ -611,15 +626,17 @@ def test_the_data_source_is_a_database_or_a_databucket_by_its_type() -> None:
     for record in (db, bucket, gcs, mongo, unknown):
         check_ocsf(record)
     assert db["database"] == {
-        "uid": DS[0], "name": "sales-db", "type": "PostgreSQLConfig", "type_id": 1,
+        "uid": DS[0], "name": "sales-db", "type": "Relational", "type_id": 1,
     }  # fmt: skip
     assert (db["type"], db["type_id"]) == ("Database", 1)
+    assert db["unmapped"]["dataSourceType"] == "PostgreSQLConfig"
     assert bucket["databucket"] == {
-        "uid": BUCKET[0], "name": "raw-files", "type": "S3Config", "type_id": 1,
+        "uid": BUCKET[0], "name": "raw-files", "type": "S3", "type_id": 1,
     }  # fmt: skip
-    assert gcs["databucket"]["type_id"] == 3
-    assert mongo["database"]["type_id"] == 6
-    assert unknown["database"]["type_id"] == 0
+    assert (gcs["databucket"]["type_id"], gcs["databucket"]["type"]) == (3, "GCP Bucket")
+    assert (mongo["database"]["type_id"], mongo["database"]["type"]) == (6, "NoSQL")
+    assert (unknown["database"]["type_id"], unknown["database"]["type"]) == (0, "Unknown")
+    assert unknown["unmapped"]["dataSourceType"] == "FutureConfig"
     assert db["src_endpoint"] == {"name": "unknown"}  # no clientSource recorded
     assert "app_name" not in db["actor"]
 
@@ -676,7 +693,7 @@ def test_metadata_that_is_not_a_json_object_is_kept_as_text() -> None:
     source = (*DS, "DeleteDataSource", "not json", ALICE, 5, 3, "alice", None, None, None)
     (record,) = decoded([source])
     check_ocsf(record)
-    assert record["unmapped"] == {"metadata": "not json"}
+    assert record["unmapped"] == {"metadata": "not json", "dataSourceType": DS[2]}
     assert record["metadata"]["uid"] == "seq-3"  # no leaf hash: the event id falls back
 
 

@@ -1,18 +1,22 @@
 """Integrity of the trail over HTTP: checkpoints, the public key, inclusion and consistency
-proofs. Same auth and error shapes as the audit API (``/api/datasource/v1/audit...``)."""
+proofs, and offline proofs of one event (C2SP tlog-proof). Same auth and error shapes as the
+audit API (``/api/datasource/v1/audit...``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
 
 from dstrail.api.deps import AuditReaderDep, DstrailDep
 from dstrail.api.errors import AUDIT
-from dstrail.audit import proofs
+from dstrail.audit import proofs, tlog_proof
 from dstrail.domain.trail import MAX_SEQ, checkpoint_document
+from dstrail.domain.trail.tlog_proof import EXTENSION
 
 PREFIX = "/api/datasource/v1/audit/integrity"
+PROOF_MEDIA_TYPE = "text/plain; charset=utf-8"
 router = APIRouter(
     prefix=PREFIX,
     tags=["audit integrity"],
@@ -81,3 +85,45 @@ def consistency(
     with dstrail.store.read() as tx:
         proof = proofs.prove_consistency(tx, first=first, second=second)
     return proof.document()
+
+
+@router.get(
+    "/proof",
+    summary="An offline proof of one event (C2SP tlog-proof): its encoding, inclusion proof "
+    "and cosigned checkpoint",
+    # A class without a media type, so that the error models stay documented as JSON (FastAPI
+    # files them under the route class's media type); the proof itself is text/plain.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The tlog-proof",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def proof(
+    dstrail: DstrailDep,
+    _caller: AuditReaderDep,
+    seq: Annotated[int, Query(ge=1, le=MAX_SEQ, description="the event's sequence number")],
+    tree_size: Annotated[
+        int | None,
+        Query(
+            alias="treeSize",
+            ge=1,
+            le=MAX_SEQ,
+            description="the C2SP checkpoint to prove against; default: the smallest covering it",
+        ),
+    ] = None,
+) -> PlainTextResponse:
+    """``c2sp.org/tlog-proof@v1``: ``extra`` (the event's canonical encoding, base64),
+    ``index`` (seq - 1), the inclusion proof (base64, one hash a line), a blank line, then
+    the checkpoint note with its witnesses' cosignatures. Check it with `dstrail audit verify
+    --proof FILE --vkey VKEY` (docs/integrity.md). 404 when only a checkpoint of the former
+    form (before C2SP) covers the event."""
+    with dstrail.store.read() as tx:
+        made = tlog_proof.prove_event(tx, seq=seq, tree_size=tree_size)
+    return PlainTextResponse(
+        made.encode(),
+        media_type=PROOF_MEDIA_TYPE,
+        headers={"Content-Disposition": f'inline; filename="dstrail-event-{seq}{EXTENSION}"'},
+    )

@@ -9,15 +9,25 @@ kind of tampering shows, and what cannot be seen, is in docs/integrity.md.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
 
-from dstrail.audit.checkpoints import key_id_of, public_key_from_text, verify_signature
+from dstrail.audit.checkpoints import (
+    check_ed25519,
+    key_id_of,
+    public_key_from_text,
+    verify_signature,
+)
+from dstrail.audit.report import (
+    Finding,
+    FindingKind,
+    VerifyReport,
+    note_findings,
+    witnessing_summary,
+)
 from dstrail.domain.trail import (
     EVENT_COLUMNS,
     LEAF_HASH,
@@ -33,134 +43,35 @@ from dstrail.domain.trail import (
     checkpoint_from_document,
     event_leaf,
     merkle,
+    note,
     row_of_document,
 )
+from dstrail.domain.trail.trust import TrustPolicy
 from dstrail.errors import DstrailError, InvalidInput
-from dstrail.store import Store
+from dstrail.store import Repositories, Store
 from dstrail.store.integrity import IntegrityRepository
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Finding",
+    "FindingKind",
+    "VerifyReport",
+    "WitnessedNote",
+    "load_checkpoint_file",
+    "read_external",
+    "verify_bundle",
+    "verify_store",
+]
 
 BUNDLE_FORMAT = "dstrail-audit-bundle/v1"
 CHUNK_ROWS = 20_000
 MAX_ANOMALIES = 100_000
 MAX_REORDER_CANDIDATES = 512
-TEXT_EVENTS = 5
-"""How many wrong events the text report lists (the JSON report lists up to 1,000)."""
 
 _EVENT: Final = 8
 """A sealed row's ``EventRow``, the columns its leaf hashes: ``row[:_EVENT]``."""
 if SEALED_COLUMNS[:_EVENT] != EVENT_COLUMNS:
     raise AssertionError("a sealed row does not begin with the columns of an event row")
-
-
-class FindingKind(StrEnum):
-    """What verification found wrong."""
-
-    MODIFIED = "event-modified"
-    DELETED = "event-deleted"
-    INSERTED = "event-inserted"
-    REORDERED = "events-reordered"
-    TRUNCATED = "tail-truncated"
-    BAD_SIGNATURE = "checkpoint-signature-invalid"
-    ROOT_MISMATCH = "checkpoint-root-mismatch"
-    HEAD_MISMATCH = "tree-head-mismatch"
-    BAD_PROOF = "inclusion-proof-invalid"
-
-
-EVENT_KINDS = frozenset(
-    {
-        FindingKind.MODIFIED,
-        FindingKind.DELETED,
-        FindingKind.INSERTED,
-        FindingKind.REORDERED,
-        FindingKind.TRUNCATED,
-    }
-)
-"""Findings about events themselves; they explain the checkpoint findings that follow them."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One thing wrong, at a sequence number (for a checkpoint: the tree size it signs)."""
-
-    kind: FindingKind
-    seq: int
-    message: str
-
-    def document(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"kind": self.kind.value, "seq": self.seq, "message": self.message}
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """What was checked and what was found."""
-
-    source: str
-    events: int = 0
-    checkpoints: int = 0
-    tree_size: int = 0
-    root_hash: str = ""
-    key_id: str = ""
-    seconds: float = 0.0
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Nothing wrong was found."""
-        return not self.findings
-
-    @property
-    def first(self) -> Finding | None:
-        """The headline: the first wrong event, else the first wrong checkpoint."""
-        events = [f for f in self.findings if f.kind in EVENT_KINDS]
-        chosen = events or self.findings
-        return min(chosen, key=lambda f: f.seq) if chosen else None
-
-    def document(self) -> dict[str, Any]:
-        """JSON form."""
-        first = self.first
-        return {
-            "ok": self.ok,
-            "source": self.source,
-            "events": self.events,
-            "checkpoints": self.checkpoints,
-            "treeSize": self.tree_size,
-            "rootHash": self.root_hash,
-            "keyId": self.key_id,
-            "seconds": round(self.seconds, 3),
-            "firstWrongSeq": first.seq if first else None,
-            "first": first.document() if first else None,
-            "findings": [f.document() for f in sorted(self.findings, key=lambda f: f.seq)[:1000]],
-            "findingCount": len(self.findings),
-        }
-
-    def text(self) -> str:
-        """Readable lines, a screenful at most: the first wrong event, a count of each kind of
-        finding, the first events found wrong and the first checkpoint that no longer holds."""
-        lines = [
-            f"verified {self.source}: {self.events} events, {self.checkpoints} checkpoints, "
-            f"tree size {self.tree_size}, key {self.key_id or '-'} ({self.seconds:.2f} s)"
-        ]
-        first = self.first
-        if first is None:
-            lines.append("OK: the trail matches its signed checkpoints")
-            return "\n".join(lines)
-        lines.append(f"FAILED: first wrong seq {first.seq}: {first.kind.value}: {first.message}")
-        counts = Counter(f.kind.value for f in self.findings)
-        lines.append("found: " + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()))
-        ordered = sorted(self.findings, key=lambda f: f.seq)
-        events = [f for f in ordered if f.kind in EVENT_KINDS]
-        checkpoints = [f for f in ordered if f.kind not in EVENT_KINDS]
-        for group, shown, noun in (
-            (events, TEXT_EVENTS, "events"),
-            (checkpoints, 1, "checkpoints"),
-        ):
-            lines.extend(f"  seq {f.seq}: {f.kind.value}: {f.message}" for f in group[:shown])
-            if len(group) > shown:
-                lines.append(
-                    f"  ... and {len(group) - shown} more {noun} (--format json lists them)"
-                )
-        return "\n".join(lines)
 
 
 def _derived_columns_match(row: SealedRow, metadata: dict[str, Any]) -> bool:
@@ -172,15 +83,36 @@ def _derived_columns_match(row: SealedRow, metadata: dict[str, Any]) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WitnessedNote:
+    """A cosigned checkpoint note from outside the store, as a witness serves it (``source``:
+    where it came from, to name it in findings)."""
+
+    source: str
+    text: str
+
+
 def verify_store(
     store: Store,
     *,
     public_key: bytes,
     external: Sequence[CheckpointRecord] = (),
+    trust: TrustPolicy | None = None,
+    witnessed: Sequence[WitnessedNote] = (),
     chunk_rows: int = CHUNK_ROWS,
 ) -> VerifyReport:
     """Check every event and checkpoint of a database; ``external`` checkpoints (saved
-    elsewhere earlier) reveal a tail cut off together with its checkpoints."""
+    elsewhere earlier) reveal a tail cut off together with its checkpoints.
+
+    With ``trust`` (the log's vkey, whose key must be ``public_key``, and witnesses): the
+    latest C2SP checkpoint must be cosigned by the policy's witnesses (its stored
+    cosignatures and those of the same checkpoint among ``witnessed``), and each
+    ``witnessed`` note signed by the log is a claim on the trail: larger than the trail is a
+    rollback, another root at its size a split view."""
+    if trust is not None and trust.log.public_key != public_key:
+        raise InvalidInput("--vkey: its key is not the key the trail is verified with")
+    if witnessed and trust is None:
+        raise InvalidInput("--witnessed: give the log's --vkey to check the notes with")
     started = time.perf_counter()
     report = VerifyReport(source=store.url.split("@")[-1], key_id=key_id_of(public_key))
     with store.read() as tx:
@@ -189,6 +121,10 @@ def verify_store(
         check = _StoreCheck(head_size, public_key, report.key_id, report.findings)
         check.gather(stored, "checkpoint")
         check.gather(external, "external checkpoint")
+        if trust is not None:
+            notes = _witnessed_claims(trust, witnessed, check)
+            report.witnessing = _latest_cosigned(tx, trust, notes, report.findings)
+        check.begin()
         for rows in _chunks(tx.integrity, chunk_rows):
             check.check_chunk(rows)
     check.tail(head_frontier)
@@ -211,8 +147,80 @@ def _chunks(integrity: IntegrityRepository, chunk_rows: int) -> Iterator[list[Se
         after = rows[-1][SEQ]
 
 
-Claims = dict[int, list[tuple[str, CheckpointRecord]]]
-"""Signed roots to check, by tree size: (where the checkpoint came from, the checkpoint)."""
+def _witnessed_claims(
+    trust: TrustPolicy, witnessed: Sequence[WitnessedNote], check: _StoreCheck
+) -> list[note.Note]:
+    """Check each witnessed note; the ones the log signed become claims on the trail. Returns
+    the parsed notes (their cosignatures count for the latest checkpoint when it is theirs)."""
+    evidence = replace(trust, min_witnesses=0)  # the policy is for the trail's checkpoint
+    parsed_notes = []
+    for item in witnessed:
+        try:
+            parsed = note.parse_note(item.text)
+            checked = trust.check_note(parsed, check_ed25519)
+        except InvalidInput as error:
+            raise InvalidInput(f"--witnessed {item.source}: {error.message}") from None
+        if not checked.origin_matches:
+            raise InvalidInput(
+                f"--witnessed {item.source}: a checkpoint of the log "
+                f"{checked.checkpoint.origin!r}, not of {trust.log.name!r}"
+            )
+        what = f"witnessed checkpoint {item.source}"
+        check.findings.extend(note_findings(checked, evidence, what=what))
+        parsed_notes.append(parsed)
+        if checked.log_signed:
+            names = ", ".join(checked.cosigned_by) or "no given witness"
+            statement = checked.checkpoint
+            record = CheckpointRecord(
+                tree_size=statement.tree_size,
+                root_hash=statement.root_hash,
+                timestamp_ms=0,
+                key_id=trust.log.key_id.hex(),
+                signature=b"",
+                origin=statement.origin,
+            )
+            check.claim(_Claim(f"{what} (cosigned by {names})", record, witnessed=True))
+    return parsed_notes
+
+
+def _latest_cosigned(
+    tx: Repositories, trust: TrustPolicy, notes: Sequence[note.Note], findings: list[Finding]
+) -> str:
+    """Findings when fewer witnesses than the policy asks cosigned the latest C2SP checkpoint
+    (or a cosignature of it does not verify); returns who cosigned it, for the report."""
+    latest = tx.integrity.latest_note_checkpoint()
+    if latest is None:
+        if trust.witnessed:
+            message = f"no C2SP checkpoint yet for the policy's {trust.describe()} to cosign"
+            findings.append(Finding(FindingKind.WITNESS_POLICY, 0, message))
+        return ""
+    cosigned = latest.note(tx.transparency.cosignatures_of(latest.tree_size))
+    for other in notes:
+        if other.text == cosigned.text:
+            cosigned = note.with_signatures(cosigned, other.signatures)
+    checked = trust.check_note(cosigned, check_ed25519)
+    what = "latest C2SP checkpoint"
+    # Its own signature is checked with the other stored checkpoints.
+    findings.extend(
+        f
+        for f in note_findings(checked, trust, what=what)
+        if f.kind is not FindingKind.BAD_SIGNATURE
+    )
+    return witnessing_summary(checked, trust, what=what) if trust.witnesses else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A signed root to check: where the checkpoint came from and the checkpoint;
+    ``witnessed``: from outside, as a witness saw it (a mismatch is a split view)."""
+
+    source: str
+    record: CheckpointRecord
+    witnessed: bool = False
+
+
+Claims = dict[int, list[_Claim]]
+"""Signed roots to check, by tree size."""
 
 
 class _StoreCheck:
@@ -255,7 +263,7 @@ class _StoreCheck:
         """Keep the checkpoints whose signature verifies; a finding for each other one."""
         for record in records:
             if verify_signature(record, self.public_key):
-                self.targets.setdefault(record.tree_size, []).append((source, record))
+                self.claim(_Claim(source, record))
                 continue
             named = f" (key {record.key_id})" if source == "checkpoint" else ""
             self.findings.append(
@@ -266,6 +274,15 @@ class _StoreCheck:
                     f"under key {self.key_id}",
                 )
             )
+
+    def claim(self, claim: _Claim) -> None:
+        """A root the events must meet at its tree size."""
+        self.targets.setdefault(claim.record.tree_size, []).append(claim)
+
+    def begin(self) -> None:
+        """Claims on the empty tree, met before any event."""
+        if 0 in self.targets:
+            self._meet(self.targets[0])
 
     # (2, 3, 4) Each chunk of events -------------------------------------------------------
 
@@ -317,17 +334,27 @@ class _StoreCheck:
         )
         self.findings.append(Finding(FindingKind.MODIFIED, seq, message))
 
-    def _meet(self, claims: list[tuple[str, CheckpointRecord]]) -> None:
+    def _meet(self, claims: list[_Claim]) -> None:
         """The tree reached a signed size: its root must be the signed one."""
         root = self.builder.root()
-        for source, record in claims:
+        for claim in claims:
+            record = claim.record
             if record.root_hash == root:
                 self.last_good_size = max(self.last_good_size, record.tree_size)
                 continue
             start = self.last_good_size + 1
+            if claim.witnessed:
+                message = (
+                    f"the {claim.source} signs another root for the first {record.tree_size} "
+                    f"events than they hash to: the log showed a different trail (a split "
+                    f"view); the difference lies in seq {start}-{record.tree_size}"
+                )
+                self.findings.append(Finding(FindingKind.SPLIT_VIEW, start, message))
+                continue
             message = (
-                f"the first {record.tree_size} events do not hash to the root the {source} "
-                f"of that size signed; the difference lies in seq {start}-{record.tree_size}"
+                f"the first {record.tree_size} events do not hash to the root the "
+                f"{claim.source} of that size signed; the difference lies in seq "
+                f"{start}-{record.tree_size}"
             )
             self.findings.append(Finding(FindingKind.ROOT_MISMATCH, start, message))
 
@@ -342,18 +369,25 @@ class _StoreCheck:
             self.findings.append(Finding(FindingKind.DELETED, self.expected, message))
         for size, claims in sorted(self.targets.items()):
             if size > count:
-                self.findings.extend(_truncated(record, source, count) for source, record in claims)
+                self.findings.extend(_truncated(claim, count) for claim in claims)
         if count == self.head_size and head_frontier != self.builder.frontier:
             message = "the stored frontier of the tree does not match the events"
             self.findings.append(Finding(FindingKind.HEAD_MISMATCH, count, message))
 
 
-def _truncated(record: CheckpointRecord, source: str, count: int) -> Finding:
+def _truncated(claim: _Claim, count: int) -> Finding:
+    size = claim.record.tree_size
+    if claim.witnessed:
+        message = (
+            f"the {claim.source} shows the trail had {size} events; the store ends at "
+            f"{count}: it was rolled back"
+        )
+        return Finding(FindingKind.ROLLBACK, count + 1, message)
     return Finding(
         FindingKind.TRUNCATED,
         count + 1,
-        f"the {source} of tree size {record.tree_size} (signed {record.timestamp_ms} ms) "
-        f"proves events up to {record.tree_size} existed; the store ends at {count}",
+        f"the {claim.source} of tree size {size} (signed {claim.record.timestamp_ms} ms) "
+        f"proves events up to {size} existed; the store ends at {count}",
     )
 
 

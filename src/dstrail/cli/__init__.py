@@ -17,12 +17,24 @@ from dstrail.cli import (
     serve,
     streams,
     users,
+    witness,
 )
 from dstrail.cli.common import run_command
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_FAMILIES = (serve, demo, users, admin, audit, credentials, datasources, backup, streams)
+COMMAND_FAMILIES = (
+    serve,
+    demo,
+    users,
+    admin,
+    audit,
+    credentials,
+    datasources,
+    backup,
+    streams,
+    witness,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

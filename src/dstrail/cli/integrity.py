@@ -1,4 +1,5 @@
-"""``audit checkpoint | public-key | verify | export``: the verifiable trail from the CLI.
+"""``audit checkpoint | public-key | proof | verify | export``: the verifiable trail from the
+CLI, and offline proofs (C2SP tlog-proof) checked against the log's vkey and witnesses.
 
 Registered into the ``audit`` group by ``dstrail.cli.audit``.
 """
@@ -13,10 +14,18 @@ from typing import Any
 
 import orjson
 
-from dstrail.audit.bundle import build_bundle
+from dstrail.audit.bundle import build_bundle, build_tlog_bundle
 from dstrail.audit.checkpoints import checkpoint_now, public_key_from_text
 from dstrail.audit.query import AuditParameters
-from dstrail.audit.verify import read_external, verify_bundle, verify_store
+from dstrail.audit.report import VerifyReport
+from dstrail.audit.tlog_proof import (
+    TLOG_BUNDLE_FORMAT,
+    prove_event,
+    tlog_bundle_vkey,
+    verify_tlog_bundle,
+    verify_tlog_proof,
+)
+from dstrail.audit.verify import WitnessedNote, read_external, verify_bundle, verify_store
 from dstrail.cli.common import (
     STORAGE,
     Subparsers,
@@ -26,7 +35,8 @@ from dstrail.cli.common import (
     settings_from,
 )
 from dstrail.context import open_dstrail
-from dstrail.domain.trail import checkpoint_document
+from dstrail.domain.trail import MAX_SEQ, checkpoint_document, note
+from dstrail.domain.trail.trust import TrustPolicy
 from dstrail.errors import InvalidInput
 
 FilterArguments = Callable[[argparse.ArgumentParser], None]
@@ -53,6 +63,23 @@ def register(
     )
     public_key.add_argument("--format", default="json", help="json (default) or pem")
 
+    proof = add_command(
+        audit,
+        "proof",
+        _proof,
+        "an offline proof of one event (C2SP tlog-proof): its encoding, inclusion proof and "
+        "cosigned checkpoint",
+    )
+    proof.add_argument("seq", type=int, help="the event's sequence number")
+    proof.add_argument(
+        "--tree-size",
+        type=int,
+        help="the C2SP checkpoint to prove against (default: the smallest covering the event)",
+    )
+    proof.add_argument(
+        "--out", type=Path, help="write it to this file (suggested: .tlog-proof) not stdout"
+    )
+
     verify = audit.add_parser(
         "verify",
         parents=[STORAGE],
@@ -73,6 +100,40 @@ def register(
         "--bundle", type=Path, metavar="FILE", help="check an exported bundle, no database"
     )
     verify.add_argument(
+        "--proof",
+        type=Path,
+        metavar="FILE",
+        help="check one tlog-proof (dstrail audit proof), no database; needs --vkey",
+    )
+    verify.add_argument(
+        "--vkey",
+        metavar="VKEY",
+        help="the log's verifier key (<origin>+<key id>+<key>, or a file holding it or the "
+        "public-key JSON): trust only it",
+    )
+    verify.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a witness's cosignature vkey (type 0x04), or a file holding it; repeat for more",
+    )
+    verify.add_argument(
+        "--min-witnesses",
+        type=int,
+        metavar="K",
+        help="how many of the --witness keys must have cosigned (default: all of them)",
+    )
+    verify.add_argument(
+        "--witnessed",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a cosigned checkpoint note as a witness serves it: reveals a rollback or a split "
+        "view of the database's trail; repeat for more",
+    )
+    verify.add_argument(
         "--public-key",
         metavar="KEY",
         help="trust only this key: base64, PEM, or a file holding either (default: the key of "
@@ -88,6 +149,12 @@ def register(
     )
     add_filters(export)
     export.add_argument("--out", type=Path, required=True, help="the bundle file to write")
+    export.add_argument(
+        "--format",
+        default="json",
+        help="json (default: dstrail's bundle) or tlog-proof (one C2SP tlog-proof an event, "
+        "with the log's vkey)",
+    )
     export.set_defaults(parameters=parameters)
 
 
@@ -132,54 +199,186 @@ def _pinned_key(value: str | None) -> bytes | None:
     return public_key_from_text(value)
 
 
+def _proof(args: argparse.Namespace) -> int:
+    if not 1 <= args.seq <= MAX_SEQ:
+        raise InvalidInput(f"seq: {args.seq} is not accepted; accepted: 1 to {MAX_SEQ}")
+    if args.tree_size is not None and not 1 <= args.tree_size <= MAX_SEQ:
+        raise InvalidInput(
+            f"--tree-size: {args.tree_size} is not accepted; accepted: 1 to {MAX_SEQ}"
+        )
+    dstrail = open_from(args)
+    with dstrail.store.read() as tx:
+        made = prove_event(tx, seq=args.seq, tree_size=args.tree_size)
+    text = made.encode()
+    if args.out:
+        args.out.write_text(text)
+        print_json({"out": str(args.out), "seq": args.seq, "index": made.index})
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _key_text(value: str, *, option: str) -> str:
+    """A vkey given as text, or as a file holding it or a public-key JSON document."""
+    path = Path(value)
+    if len(value) < 1024 and path.is_file():
+        try:
+            text = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput(f"{option}: cannot read {value}: {error}") from None
+        if text.startswith("{"):
+            try:
+                document = orjson.loads(text)
+                keys = document.get("publicKey", document)
+                return str(keys["vkey"] if isinstance(keys, dict) else document["vkey"])
+            except (orjson.JSONDecodeError, AttributeError, KeyError):
+                raise InvalidInput(f"{option}: {value} holds JSON without a vkey") from None
+        return text
+    return value
+
+
+def _log_vkey(value: str | None) -> note.Verifier | None:
+    if not value:
+        return None
+    return note.parse_vkey(_key_text(value, option="--vkey"), field="--vkey")
+
+
+def _witness_vkeys(values: list[str]) -> list[note.Verifier]:
+    return [
+        note.parse_vkey(_key_text(value, option="--witness"), field="--witness") for value in values
+    ]
+
+
+def _read_text(path: Path, *, option: str) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{option}: cannot read {path}: {error}") from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     if args.format not in ("json", "text"):
         raise InvalidInput(f"--format: {args.format!r} is not accepted; accepted: json, text")
+    if args.proof and args.bundle:
+        raise InvalidInput("--proof, --bundle: give one of them")
     pinned = _pinned_key(args.public_key)
+    log = _log_vkey(args.vkey)
+    witnesses = _witness_vkeys(args.witness)
+    if pinned is not None and log is not None and pinned != log.public_key:
+        raise InvalidInput("--public-key, --vkey: they name different keys")
+    if args.proof:
+        if args.witnessed:
+            raise InvalidInput("--witnessed: checks a database's trail, not a --proof")
+        return _verify_proof(args, log, witnesses)
     if args.bundle:
-        try:
-            bundle = orjson.loads(args.bundle.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as error:
-            raise InvalidInput(f"--bundle: cannot read {args.bundle}: {error}") from None
-        if not isinstance(bundle, dict):
-            raise InvalidInput("--bundle: not a bundle (expected a JSON object)")
-        report = verify_bundle(bundle, public_key=pinned)
+        if args.witnessed:
+            raise InvalidInput("--witnessed: checks a database's trail, not a --bundle")
+        report = _verify_bundle_file(args, pinned, log, witnesses)
     else:
-        try:
-            texts = [path.read_text() for path in args.checkpoint]
-        except OSError as error:
-            raise InvalidInput(f"--checkpoint: {error}") from None
-        external, external_key = read_external(texts)
-        dstrail = open_dstrail(settings_from(args), migrate=False)
-        key = pinned or external_key or dstrail.signer.public_raw
-        report = verify_store(dstrail.store, public_key=key, external=external)
-    if args.format == "json":
-        print_json(report.document())
-    else:
-        sys.stdout.write(report.text() + "\n")
+        report = _verify_database(args, pinned, log, witnesses)
+    _print_report(args, report.document(), report.text())
     return 0 if report.ok else 1
 
 
+def _print_report(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    if args.format == "json":
+        print_json(document)
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _verify_proof(
+    args: argparse.Namespace, log: note.Verifier | None, witnesses: list[note.Verifier]
+) -> int:
+    if log is None:
+        raise InvalidInput("--proof: give the log's --vkey (a tlog-proof carries no key)")
+    trust = TrustPolicy.of(log, witnesses, args.min_witnesses)
+    text = _read_text(args.proof, option="--proof")
+    verdict = verify_tlog_proof(text, trust, source=f"tlog-proof {args.proof}")
+    lines = verdict.report.text()
+    if verdict.event is not None:
+        lines += "\nevent: " + orjson.dumps(verdict.event).decode()
+    _print_report(args, verdict.document(), lines)
+    return 0 if verdict.report.ok else 1
+
+
+def _verify_bundle_file(
+    args: argparse.Namespace,
+    pinned: bytes | None,
+    log: note.Verifier | None,
+    witnesses: list[note.Verifier],
+) -> VerifyReport:
+    try:
+        bundle = orjson.loads(args.bundle.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise InvalidInput(f"--bundle: cannot read {args.bundle}: {error}") from None
+    if not isinstance(bundle, dict):
+        raise InvalidInput("--bundle: not a bundle (expected a JSON object)")
+    if bundle.get("format") == TLOG_BUNDLE_FORMAT:
+        if pinned is not None and log is None:
+            raise InvalidInput("--public-key: a tlog-proof bundle is checked with --vkey")
+        trust = TrustPolicy.of(log or tlog_bundle_vkey(bundle), witnesses, args.min_witnesses)
+        return verify_tlog_bundle(bundle, trust)
+    if witnesses or args.min_witnesses:
+        raise InvalidInput(
+            "--witness, --min-witnesses: a JSON bundle carries no cosignatures; export "
+            "--format tlog-proof for one that does"
+        )
+    return verify_bundle(bundle, public_key=pinned or (log.public_key if log else None))
+
+
+def _verify_database(
+    args: argparse.Namespace,
+    pinned: bytes | None,
+    log: note.Verifier | None,
+    witnesses: list[note.Verifier],
+) -> VerifyReport:
+    texts = [_read_text(path, option="--checkpoint") for path in args.checkpoint]
+    witnessed = [
+        WitnessedNote(str(path), _read_text(path, option="--witnessed")) for path in args.witnessed
+    ]
+    external, external_key = read_external(texts)
+    dstrail = open_dstrail(settings_from(args), migrate=False)
+    key = pinned or (log.public_key if log else None) or external_key or dstrail.signer.public_raw
+    trust = None
+    if log or witnesses or witnessed or args.min_witnesses is not None:
+        trust = TrustPolicy.of(
+            log or note.verifier_of(dstrail.signer.origin, key), witnesses, args.min_witnesses
+        )
+    return verify_store(
+        dstrail.store, public_key=key, external=external, trust=trust, witnessed=witnessed
+    )
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.format not in ("json", "tlog-proof"):
+        raise InvalidInput(f"--format: {args.format!r} is not accepted; accepted: json, tlog-proof")
     dstrail = open_from(args)
     parameters: AuditParameters = args.parameters(args)
     now = dstrail.clock()
     audit_filter = parameters.to_filter(now_ms=now)
     given = parameters.model_dump(by_alias=True, exclude_defaults=True)
     window = {key: [value] if isinstance(value, str) else value for key, value in given.items()}
-    bundle = build_bundle(
-        dstrail.store,
-        audit_filter,
-        public_key=dstrail.signer.public_raw,
-        now_ms=now,
-        window=window,
-    )
+    if args.format == "tlog-proof":
+        bundle = build_tlog_bundle(
+            dstrail.store,
+            audit_filter,
+            vkey=dstrail.signer.verifier.vkey(),
+            now_ms=now,
+            window=window,
+        )
+        summary = {"treeSize": bundle["treeSize"], "vkey": bundle["vkey"]}
+        count = len(bundle["proofs"])
+    else:
+        bundle = build_bundle(
+            dstrail.store,
+            audit_filter,
+            public_key=dstrail.signer.public_raw,
+            now_ms=now,
+            window=window,
+        )
+        summary = {"checkpoint": bundle["checkpoint"]}
+        count = len(bundle["events"])
     args.out.write_bytes(orjson.dumps(bundle) + b"\n")
-    print_json(
-        {
-            "out": str(args.out),
-            "events": len(bundle["events"]),
-            "checkpoint": bundle["checkpoint"],
-        }
-    )
+    print_json({"out": str(args.out), "events": count, **summary})
     return 0

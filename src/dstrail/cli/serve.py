@@ -74,21 +74,23 @@ def configure_logging(log_format: str) -> None:
 
 def run_server(args: argparse.Namespace) -> int:
     """Serve an opened dstrail (and, unless ``DSTRAIL_STREAM_WORKERS=off``, deliver its
-    stream destinations: in a child process by default) until SIGTERM or Ctrl-C; then stop
-    the Flight server, the stream delivery and the checkpoint ticker, close every database connection (SQLite folds its WAL into the
-    database file) and exit 0."""
+    stream destinations: in a child process by default, and submit its checkpoints to its
+    witnesses) until SIGTERM or Ctrl-C; then stop the Flight server, the stream delivery, the
+    witness submitter and the checkpoint ticker, close every database connection (SQLite
+    folds its WAL into the database file) and exit 0."""
     # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
     # every other command's start.
     import uvicorn
 
     from dstrail.app import create_app
     from dstrail.audit.checkpoints import start_checkpoint_ticker
+    from dstrail.audit.submission import start_witness_submitter
     from dstrail.cli.delivery import DeliveryProcess
     from dstrail.proxy import start_flight_server
     from dstrail.streaming.worker import StreamWorkers, worker_settings
 
     configure_logging(args.log_format)
-    with ExitStack() as stack:  # undone in reverse: Flight, ticker, database, signal handlers
+    with ExitStack() as stack:  # undone in reverse: Flight, witnesses, ticker, database, signals
         stop = stack.enter_context(_StopOnSignals())
         dstrail = open_from(args)
         stack.callback(_close, dstrail.store)
@@ -99,6 +101,12 @@ def run_server(args: argparse.Namespace) -> int:
             every_seconds=dstrail.settings.checkpoint_every_seconds,
         )
         stack.callback(_stop_ticker, ticker)
+        submitter = start_witness_submitter(
+            dstrail.store,
+            clock=dstrail.clock,
+            every_seconds=dstrail.settings.witness_submit_seconds,
+        )
+        stack.callback(submitter.stop)
         if dstrail.settings.stream_workers == "process":
             delivery = DeliveryProcess(dstrail.settings, log_format=args.log_format)
             delivery.start()

@@ -202,6 +202,16 @@ class IntegrityRepository:
         ).first()
         return _record(row) if row else None
 
+    def note_checkpoint_covering(self, seq: int) -> CheckpointRecord | None:
+        """The smallest C2SP checkpoint (one with an origin) that includes event ``seq``."""
+        row = self._db.execute(
+            select(*_CHECKPOINT_SELECT)
+            .where(audit_checkpoints.c.tree_size >= seq, audit_checkpoints.c.origin.isnot(None))
+            .order_by(audit_checkpoints.c.tree_size)
+            .limit(1)
+        ).first()
+        return _record(row) if row else None
+
     def checkpoints(self) -> list[CheckpointRecord]:
         """Every checkpoint, smallest tree first."""
         rows = self._db.execute(select(*_CHECKPOINT_SELECT).order_by(audit_checkpoints.c.tree_size))

@@ -37,6 +37,9 @@ class EventKind(StrEnum):
     STREAM_RESUMED = "StreamDestinationResumed"
     STREAM_REPLAYED = "StreamDestinationReplayed"
     STREAM_SECRET_ROTATED = "StreamDestinationSecretRotated"  # noqa: S105 - a kind, no secret
+    # Who cosigns the trail's checkpoints (C2SP witnesses): dropping one weakens the proof.
+    WITNESS_ADDED = "WitnessAdded"
+    WITNESS_REMOVED = "WitnessRemoved"
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
@@ -58,10 +61,12 @@ PLATFORM_KINDS: frozenset[EventKind] = frozenset(
         EventKind.STREAM_RESUMED,
         EventKind.STREAM_REPLAYED,
         EventKind.STREAM_SECRET_ROTATED,
+        EventKind.WITNESS_ADDED,
+        EventKind.WITNESS_REMOVED,
     }
 )
-"""Changes to users, keys, projects, runs and stream destinations: their events name no data
-source."""
+"""Changes to users, keys, projects, runs, stream destinations and witnesses: their events
+name no data source."""
 DATA_SOURCE_KINDS: frozenset[EventKind] = frozenset(EventKind) - PLATFORM_KINDS
 """Events about one data source: Domino's seven and dstrail's data source extensions."""
 

@@ -127,7 +127,11 @@ def parse_vkey(text: str, *, field: str = "vkey") -> Verifier:
     except (binascii.Error, ValueError):
         raise InvalidInput(accepted) from None
     check_name(name, field=field)
-    if len(identifier) != 4 or len(raw) != 33 or raw[0] not in (ED25519, COSIGNATURE_ED25519):
+    if (
+        not re.fullmatch(r"[0-9a-fA-F]{8}", hex_id)  # fromhex alone takes "0102 0304"
+        or len(raw) != 33
+        or raw[0] not in (ED25519, COSIGNATURE_ED25519)
+    ):
         raise InvalidInput(accepted)
     verifier = Verifier(name, identifier, raw[1:], raw[0])
     if key_id(name, raw[0], raw[1:]) != identifier:
@@ -165,7 +169,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 4 or lines[-1] != "" or any(not line for line in lines[:-1]):
         raise InvalidInput("checkpoint: expected origin, tree size and root hash lines")
     origin, size, root = lines[0], lines[1], lines[2]
-    if not size.isdigit() or (size != "0" and size.startswith("0")):
+    if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")):
         raise InvalidInput(f"checkpoint: tree size {size[:40]!r} is not a decimal number")
     try:
         root_hash = base64.b64decode(root, validate=True)

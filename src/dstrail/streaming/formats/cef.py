@@ -85,6 +85,8 @@ NAMES: dict[str, str] = {
     EventKind.STREAM_RESUMED: "Stream destination resumed",
     EventKind.STREAM_REPLAYED: "Stream destination replayed",
     EventKind.STREAM_SECRET_ROTATED: "Stream destination secret rotated",
+    EventKind.WITNESS_ADDED: "Witness added",
+    EventKind.WITNESS_REMOVED: "Witness removed",
 }
 """Each kind's Name; a kind not listed (written by a newer dstrail) is named by its words."""
 

@@ -1,6 +1,7 @@
 """``native``: the event as the audit API returns it (Domino's seven fields), with what a
 receiver needs to prove it later: ``seq``, ``leafHash`` (hex) and, once a signed checkpoint
-covers the event, ``checkpoint {treeSize, rootHash}`` (hex). One JSON object per record."""
+covers the event, ``checkpoint {treeSize, rootHash}`` (hex), with its ``origin`` when it is a
+C2SP checkpoint. One JSON object per record."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ def encode(rows: Sequence[SealedRow], checkpoint: CheckpointRecord | None) -> li
     covered_up_to = checkpoint.tree_size if checkpoint is not None else 0
     cited = (
         orjson.Fragment(
-            dumps({"treeSize": checkpoint.tree_size, "rootHash": checkpoint.root_hash.hex()})
+            dumps(
+                {"treeSize": checkpoint.tree_size, "rootHash": checkpoint.root_hash.hex()}
+                | ({"origin": checkpoint.origin} if checkpoint.origin else {})
+            )
         )
         if checkpoint is not None
         else None

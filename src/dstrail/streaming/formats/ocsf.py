@@ -10,14 +10,15 @@ Which class an event becomes:
   Assign or Revoke Privileges (both at once: Other); the data source is in ``resources``;
 - ``UserCreated``, ``ApiKeyIssued``, ``ApiKeyRevoked``: 3001 Account Change (a key: Other,
   named by ``activity_name``, its id in ``user.credential_uid``);
-- every other change (data sources, projects, runs, stream destinations): 3004 Entity
-  Management, the data source, project, run or destination as the ``entity``.
+- every other change (data sources, projects, runs, stream destinations, witnesses): 3004
+  Entity Management, the data source, project, run, destination or witness as the ``entity``.
 
 Every record has ``time`` (epoch ms), ``actor.user`` (who did it), ``metadata`` (``uid``: the
 event's stable id, ``sequence``: its ``seq``, ``event_code``: its kind), status Success, or
 Failure for a refusal (severity Medium, ``status_detail`` the reason), and in ``unmapped`` the
-event's own ``metadata`` object and, once a signed checkpoint covers the event, the checkpoint
-(``treeSize``, ``rootHash`` hex) to prove it against. Only attributes the schema defines for the
+event's own ``metadata`` object, its ``dataSourceType`` (the datastore's ``type`` is the
+schema's caption of its ``type_id``) and, once a signed checkpoint covers the event, the
+checkpoint (``treeSize``, ``rootHash`` hex) to prove it against. Only attributes the schema defines for the
 class are written, so strict validators accept the records.
 """
 
@@ -111,6 +112,10 @@ BUCKET_TYPES: Final = {
 }  # fmt: skip
 DATABASE_TYPES: Final = {"MongoDBConfig": 6, "PalantirConfig": OTHER}
 RELATIONAL: Final = 1
+BUCKET_CAPTIONS: Final = {UNKNOWN: "Unknown", 1: "S3", 2: "Azure Blob", 3: "GCP Bucket"}
+DATABASE_CAPTIONS: Final = {UNKNOWN: "Unknown", RELATIONAL: "Relational", 6: "NoSQL"}
+"""The schema's captions of the ``type_id`` values used: ``type`` is the caption, but for
+Other (99), where it is dstrail's own type name (the type is also in ``unmapped``)."""
 """Every other type dstrail knows is queried with SQL; a type it does not know is Unknown."""
 
 OPERATION_ACTIVITY: Final = {"getDataSource": READ, "listObjects": LIST, "query": QUERY}
@@ -163,14 +168,19 @@ def _datastore(event: Event) -> dict[str, Any]:
     ds_type = event.data_source_type
     store: dict[str, Any] = {"uid": event.data_source_id, "name": event.data_source_name}
     if ds_type in BUCKET_TYPES:
-        bucket = {**store, "type": ds_type, "type_id": BUCKET_TYPES[ds_type]}
+        bucket_type = BUCKET_TYPES[ds_type]
+        bucket = {
+            **store,
+            "type": BUCKET_CAPTIONS.get(bucket_type, ds_type),
+            "type_id": bucket_type,
+        }
         if event.get("operation") == "objectKey" and event.get("objectKey"):
             key = event.get("objectKey")
             bucket["file"] = {"name": key.rsplit("/", 1)[-1], "path": key, "type_id": 1}
         return {"databucket": bucket, "type": "Databucket", "type_id": 2}
     type_id = DATABASE_TYPES.get(ds_type, RELATIONAL if ds_type in DATA_SOURCE_TYPES else UNKNOWN)
     return {
-        "database": {**store, "type": ds_type, "type_id": type_id},
+        "database": {**store, "type": DATABASE_CAPTIONS.get(type_id, ds_type), "type_id": type_id},
         "type": "Database",
         "type_id": 1,
     }
@@ -300,6 +310,16 @@ def _stream_entity(event: Event) -> dict[str, Any]:
     }
 
 
+def _witness_entity(event: Event) -> dict[str, Any]:
+    return {
+        "uid": event.get("witnessName"),
+        "name": event.get("witnessName"),
+        "type": "Witness",
+        "type_id": OTHER,
+        "data": {"vkey": event.get("vkey"), "url": event.get("url")},
+    }
+
+
 def _change_refused(event: Event) -> Mapped:
     activity = REFUSED_ACTION_ACTIVITY.get(event.get("action"), UPDATE)
     return _entity(activity, _data_source_entity)(event)
@@ -332,6 +352,8 @@ MAPPINGS: Final[dict[str, Callable[[Event], Mapped]]] = {
     EventKind.STREAM_RESUMED: _entity(RESUME, _stream_entity),
     EventKind.STREAM_REPLAYED: _entity(UPDATE, _stream_entity),
     EventKind.STREAM_SECRET_ROTATED: _entity(UPDATE, _stream_entity),
+    EventKind.WITNESS_ADDED: _entity(CREATE, _witness_entity),
+    EventKind.WITNESS_REMOVED: _entity(DELETE, _witness_entity),
 }
 """Every kind's mapping (a test holds it to ``EventKind``)."""
 
@@ -341,6 +363,15 @@ def _unknown(event: Event) -> Mapped:
 
 
 # -- the record --------------------------------------------------------------------------------
+
+
+def _type_caption(ocsf_class: OcsfClass, activity: int, activity_name: str) -> str:
+    """The activity's part of ``type_name``: the schema's caption of ``type_uid``, which is
+    ``Other`` for an Other activity of a class (its own name is in ``activity_name``); only the
+    Base Event, of no class, names its activity there."""
+    if activity == OTHER and ocsf_class is not BASE_EVENT:
+        return ocsf_class.caption(OTHER)
+    return activity_name
 
 
 def _parsed(metadata: str) -> dict[str, Any] | None:
@@ -365,6 +396,8 @@ def ocsf_event(row: SealedRow, checkpoint: CheckpointRecord | None) -> dict[str,
     if mapped.app_name:
         actor["app_name"] = mapped.app_name
     unmapped: dict[str, Any] = {"metadata": metadata if metadata is not None else metadata_text}
+    if ds_type:
+        unmapped["dataSourceType"] = ds_type
     if checkpoint is not None and checkpoint.tree_size >= seq:
         unmapped["checkpoint"] = {
             "treeSize": checkpoint.tree_size,
@@ -378,7 +411,7 @@ def ocsf_event(row: SealedRow, checkpoint: CheckpointRecord | None) -> dict[str,
         "class_uid": ocsf_class.uid,
         "class_name": ocsf_class.name,
         "type_uid": ocsf_class.uid * 100 + activity,
-        "type_name": f"{ocsf_class.name}: {activity_name}",
+        "type_name": f"{ocsf_class.name}: {_type_caption(ocsf_class, activity, activity_name)}",
         "time": ts_ms,
         "timezone_offset": 0,
         "severity_id": MEDIUM if refused else INFORMATIONAL,
