@@ -27,7 +27,6 @@ import random
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +62,7 @@ from support import (
     prepare_bulk_load,
     raw_row,
     run_keys,
+    server_process,
     stored_row,
 )
 
@@ -717,28 +717,9 @@ def running_server(url: str, data_dir: Path) -> Iterator[str]:
         "--data-dir",
         str(data_dir),
     ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"the server exited:\n{log.read_text()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not start:\n{log.read_text()}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    log.unlink(missing_ok=True)
+    with server_process(command, f"http://127.0.0.1:{port}", log) as base:
+        yield base
 
 
 @dataclass

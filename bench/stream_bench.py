@@ -138,7 +138,7 @@ class Trail:
     rows: list[SealedRow]
     subtrees: list[bytes | None]
     frontier: list[bytes]
-    checkpoints: list[tuple[int, bytes, int, str, bytes]]
+    checkpoints: list[tuple[int, bytes, int, str, bytes, str]]
     seconds: float
 
 
@@ -152,7 +152,7 @@ def build_trail(count: int, seed: int, dstrail: Dstrail) -> Trail:
     rows: list[SealedRow] = []
     subtrees: list[bytes | None] = []
     frontier: list[bytes] = []
-    checkpoints: list[tuple[int, bytes, int, str, bytes]] = []
+    checkpoints: list[tuple[int, bytes, int, str, bytes, str]] = []
     signer = dstrail.signer
     for index, row in enumerate(raw):
         leaf = event_leaf(row[:8])
@@ -164,7 +164,7 @@ def build_trail(count: int, seed: int, dstrail: Dstrail) -> Trail:
             root = merkle.root_of_frontier(frontier)
             ts = row[6]
             signature = signer.sign(tree_size=seq, root_hash=root, timestamp_ms=ts)
-            checkpoints.append((seq, root, ts, signer.key_id, signature))
+            checkpoints.append((seq, root, ts, signer.key_id, signature, signer.origin))
     assert (*RAW_COLUMNS, "leaf_hash") == SEALED_COLUMNS, "a raw row and its leaf: a SealedRow"
     return Trail(rows, subtrees, frontier, checkpoints, time.perf_counter() - start)
 
@@ -203,7 +203,7 @@ def load_trail(backend: Backend, trail: Trail) -> float:
                     copy.write_row(row)
         cursor.executemany(
             "INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, "
-            f"signature) VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+            f"signature, origin) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})",
             trail.checkpoints,
         )
         cursor.executemany(

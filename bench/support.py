@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions, Status
 from dstrail.domain.projects import Run
@@ -119,3 +124,33 @@ def audit_indexes_dropped(conn: Any) -> Iterator[None]:
     yield
     for _, create in indexes:
         conn.execute(create)
+
+
+@contextlib.contextmanager
+def server_process(
+    command: list[str], base: str, log: Path, *, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``command`` (a server) in a subprocess, its output appended to ``log``, once
+    ``<base>/healthz`` answers 200; yields ``base``; terminated (SIGTERM, then SIGKILL after
+    20 s) afterwards."""
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{command[1:3]} exited:\n{log.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{command[1:3]} did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

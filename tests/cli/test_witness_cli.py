@@ -31,6 +31,13 @@ EVERY_PLATFORM_CHANGE = AuditFilter(
 WITNESS_KINDS = {EventKind.WITNESS_ADDED.value, EventKind.WITNESS_REMOVED.value}
 
 
+@pytest.fixture(autouse=True)
+def _own_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands run with an origin of the log's own (the default one draws a warning:
+    see ``test_adding_a_witness_under_the_default_origin_warns``)."""
+    monkeypatch.setenv("DSTRAIL_AUDIT_LOG_ORIGIN", "cli-test.example/audit")
+
+
 def run(dstrail: Dstrail, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``dstrail witness ARGS`` in this process against the test's database."""
     storage = [
@@ -181,9 +188,9 @@ def test_the_witness_key_is_its_own_file_and_is_never_printed(
     key_file = dstrail.settings.data_dir / "witness-signing.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     secret = key_file.read_text().strip()
-    assert document["name"] == "dstrail.local/witness"  # the origin's host, then /witness
+    assert document["name"] == "cli-test.example/witness"  # the origin's host, then /witness
     verifier = parse_vkey(document["vkey"])
-    assert (verifier.name, verifier.kind) == ("dstrail.local/witness", 0x04)
+    assert (verifier.name, verifier.kind) == ("cli-test.example/witness", 0x04)
     assert verifier.public_key != dstrail.signer.public_raw  # not the audit signing key
     code, out, err = run(dstrail, capsys, "public-key", "--format", "vkey")
     assert (code, out, err) == (0, document["vkey"] + "\n", "")  # the same key: made once
@@ -219,3 +226,13 @@ def test_witness_serve_refuses_bad_options(
     dstrail: Dstrail, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
 ) -> None:
     assert expected in refused(run(dstrail, capsys, "serve", *args), 2)
+
+
+def test_adding_a_witness_under_the_default_origin_warns(
+    dstrail: Dstrail, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DSTRAIL_AUDIT_LOG_ORIGIN")
+    code, out, err = run(dstrail, capsys, "add", WITNESS.name, "--vkey", WITNESS.vkey, "--url", URL)
+    assert code == 0 and json.loads(out)["name"] == WITNESS.name  # added all the same
+    assert err.startswith("dstrail: warning: this log's origin is the default dstrail.local/audit")
+    assert "DSTRAIL_AUDIT_LOG_ORIGIN" in err

@@ -273,7 +273,7 @@ def test_cache_headers_and_content_types(client: TestClient, admin: Login, size:
     assert headers("tile/0/002.p/3") == ("private, max-age=60", octets)
     assert headers("tile/entries/000") == (f"private, {IMMUTABLE}", octets)
     assert headers("tile/entries/002.p/3") == ("private, max-age=60", octets)
-    assert headers("checkpoint") == ("no-cache", "text/plain; charset=utf-8")
+    assert headers("checkpoint") == ("private, no-cache", "text/plain; charset=utf-8")
 
 
 @pytest.fixture

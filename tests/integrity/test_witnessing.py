@@ -132,6 +132,11 @@ def _bad_signature(log: Log, size: int) -> str:
     return f"{text}\n\n{DASH} {ORIGIN} {base64.b64encode(bytes(raw)).decode()}\n"
 
 
+def _good_and_bad_signature(log: Log, size: int) -> str:
+    """A valid signature of the trusted key, and a second line of that key that fails."""
+    return _bad_signature(log, size) + log.checkpoint(size).rpartition("\n\n")[2]
+
+
 def _without_root(log: Log, size: int) -> str:
     lines = log.checkpoint(size).split("\n")
     del lines[2]
@@ -161,6 +166,7 @@ CASES: dict[str, tuple[int, Request]] = {
     # 403: no valid signature by the trusted key
     "signed by another key": (403, lambda log: body(5, [], _other_key(log, 9))),
     "a bad signature by the trusted key": (403, lambda log: body(5, [], _bad_signature(log, 9))),
+    "a good and a bad signature by the trusted key": (403, lambda log: body(5, consistency_proof(5, LEAVES[:9]), _good_and_bad_signature(log, 9))),
     # 409: old is not the size it cosigned
     "old below its size": (409, lambda log: body(3, consistency_proof(3, LEAVES[:9]), log.checkpoint(9))),
     "old above its size": (409, lambda log: body(7, consistency_proof(7, LEAVES[:9]), log.checkpoint(9))),

@@ -125,5 +125,8 @@ def proof(
     return PlainTextResponse(
         made.encode(),
         media_type=PROOF_MEDIA_TYPE,
-        headers={"Content-Disposition": f'inline; filename="dstrail-event-{seq}{EXTENSION}"'},
+        headers={
+            "Content-Disposition": f'inline; filename="dstrail-event-{seq}{EXTENSION}"',
+            "Cache-Control": "no-store",  # it holds the event itself, as the audit API's answers
+        },
     )

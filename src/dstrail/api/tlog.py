@@ -65,11 +65,10 @@ def checkpoint(dstrail: DstrailDep, _reader: TlogReaderDep) -> PlainTextResponse
     vkey of ``/api/datasource/v1/audit/integrity/public-key``."""
     with dstrail.store.read() as tx:
         note = tlog.checkpoint_note(tx)
-    return PlainTextResponse(
-        note,
-        media_type=NOTE_MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache"},
-    )
+    # The key is sent in X-Domino-Api-Key, not Authorization, so a shared cache would keep an
+    # authenticated answer unless it is marked private.
+    cache = "no-cache" if dstrail.settings.tlog_public else "private, no-cache"
+    return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": cache})
 
 
 @router.get(

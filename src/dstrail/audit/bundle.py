@@ -73,9 +73,13 @@ def _window_rows(store: Store, audit_filter: AuditFilter) -> list[EventRow]:
 
 
 def _note_checkpoint(store: Store, *, newest: int, now_ms: int) -> CheckpointRecord:
-    """The latest C2SP checkpoint when it covers event ``newest``, else one signed now."""
+    """The latest checkpoint a witness cosigned when it covers event ``newest``, else the
+    latest C2SP checkpoint when it does, else one signed now (not cosigned yet)."""
     with store.read() as tx:
-        checkpoint = tx.integrity.latest_note_checkpoint()
+        _, cosigned = tx.transparency.cosigned_sizes(at_least=newest)
+        checkpoint = tx.integrity.checkpoint_at(cosigned) if cosigned is not None else None
+        if checkpoint is None or checkpoint.origin is None:
+            checkpoint = tx.integrity.latest_note_checkpoint()
     if checkpoint is None or checkpoint.tree_size < newest:
         checkpoint = checkpoint_now(store, now_ms=now_ms)
     if checkpoint.origin is None:

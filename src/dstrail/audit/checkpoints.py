@@ -32,22 +32,25 @@ def new_private_key_text() -> str:
     return base64.b64encode(raw).decode()
 
 
-def private_key_from_text(value: str) -> Ed25519PrivateKey:
-    """An Ed25519 private key from base64 of its 32-byte seed, or from PKCS#8 PEM."""
+def private_key_from_text(value: str, *, what: str = "audit signing key") -> Ed25519PrivateKey:
+    """An Ed25519 private key from base64 of its 32-byte seed, or from PKCS#8 PEM;
+    ``InvalidInput`` naming ``what`` (never echoing the value: it is a secret)."""
     text = value.strip()
     if text.startswith("-----BEGIN"):
-        key = serialization.load_pem_private_key(text.encode(), password=None)
+        try:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"{what}: the PEM is not an unencrypted private key") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise InvalidInput("audit signing key: the PEM key is not an Ed25519 key")
+            raise InvalidInput(f"{what}: the PEM key is not an Ed25519 key")
         return key
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        # Never echo the value: it is a secret.
         raise InvalidInput(
-            "audit signing key: not accepted; accepted: base64 of a 32-byte Ed25519 seed, or PEM"
+            f"{what}: not accepted; accepted: base64 of a 32-byte Ed25519 seed, or PEM"
         )
     return Ed25519PrivateKey.from_private_bytes(raw)
 

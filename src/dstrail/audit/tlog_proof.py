@@ -10,7 +10,7 @@ a tlog proof". The text format is ``dstrail.domain.trail.tlog_proof``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,7 +45,8 @@ def proof_checkpoint(
     tx: Repositories, *, seq: int, tree_size: int | None = None
 ) -> CheckpointRecord:
     """The C2SP checkpoint a proof of event ``seq`` is made against: the one of ``tree_size``
-    events, else the smallest covering the event. ``NotFound`` saying why there is none."""
+    events, else the smallest covering the event that a witness cosigned, else the smallest
+    covering it. ``NotFound`` saying why there is none."""
     if tree_size is not None:
         record = tx.integrity.checkpoint_at(tree_size)
         if record is None:
@@ -57,6 +58,10 @@ def proof_checkpoint(
             )
         if tree_size < seq:
             raise InvalidInput(f"treeSize: {tree_size} does not cover seq {seq}")
+        return record
+    cosigned, _ = tx.transparency.cosigned_sizes(at_least=seq)
+    record = tx.integrity.checkpoint_at(cosigned) if cosigned is not None else None
+    if record is not None and record.origin is not None:
         return record
     record = tx.integrity.note_checkpoint_covering(seq)
     if record is not None:
@@ -222,6 +227,26 @@ def tlog_bundle_vkey(bundle: Mapping[str, Any]) -> note.Verifier:
     return note.parse_vkey(str(bundle.get("vkey", "")), field="bundle vkey")
 
 
+def split_views(notes: Iterable[CheckedNote]) -> list[Finding]:
+    """Two checkpoints the log signed for the same origin and size with different roots: the
+    log showed two trails."""
+    roots: dict[tuple[str, int], bytes] = {}
+    findings = []
+    for checked in notes:
+        if not checked.log_signed:
+            continue
+        statement = checked.checkpoint
+        key = (statement.origin, statement.tree_size)
+        root = roots.setdefault(key, statement.root_hash)
+        if root != statement.root_hash:
+            message = (
+                f"two checkpoints of {statement.origin} at tree size {statement.tree_size}, "
+                "both signed by the log, have different roots"
+            )
+            findings.append(Finding(FindingKind.SPLIT_VIEW, statement.tree_size, message))
+    return findings
+
+
 def verify_tlog_bundle(bundle: Mapping[str, Any], trust: TrustPolicy) -> VerifyReport:
     """Check every tlog-proof of a bundle (``tlog_bundle_vkey``'s format) against ``trust``;
     each event must appear once."""
@@ -247,6 +272,7 @@ def verify_tlog_bundle(bundle: Mapping[str, Any], trust: TrustPolicy) -> VerifyR
         findings.extend(_event_findings(proof, checked)[0])
     for _, note_problems in cache.checked.values():
         findings.extend(note_problems)
+    findings.extend(split_views(checked for checked, _ in cache.checked.values()))
     report = _report(
         "tlog-proof bundle",
         trust,

@@ -33,6 +33,8 @@ from dstrail.settings import Settings
 from dstrail.store import Repositories
 from dstrail.store.transparency import WitnessedLog
 
+MAX_LOGGED_NOTE = 4096
+"""Characters of a refused note a log line keeps."""
 logger = logging.getLogger("dstrail.witness")
 
 SIZE_MEDIA_TYPE: Final = "text/x.tlog.size"
@@ -70,7 +72,7 @@ class WitnessSigner:
     @classmethod
     def from_text(cls, private_key_text: str, *, name: str) -> WitnessSigner:
         """From the key file's text (base64 of the 32-byte seed, or PEM)."""
-        return cls(private_key_from_text(private_key_text), name=name)
+        return cls(private_key_from_text(private_key_text, what="witness signing key"), name=name)
 
     def __repr__(self) -> str:
         return f"WitnessSigner(name={self.name!r}, key_id={self.verifier.key_id.hex()!r})"
@@ -286,11 +288,20 @@ def _refused(log: WitnessedLog, submission: Submission, status: int, why: str) -
 
 
 def _log_refusal(log: WitnessedLog, submission: Submission, status: int, why: str) -> None:
-    """A refused checkpoint of a known log may be evidence of its misbehaviour: logged with
-    the note submitted (public: sizes, hashes, signatures)."""
-    level = logging.WARNING if status in (403, 422) else logging.INFO
+    """A refused checkpoint of a known log. One the log's key signed (a 409 or 422) may be
+    evidence of its misbehaviour: logged with the note (public: sizes, hashes, signatures),
+    cut at ``MAX_LOGGED_NOTE`` characters. Anyone can send one without a valid signature (a
+    403): only its digest and length are logged, so that nobody can fill the log."""
     submitted = f"old {submission.old_size}\n" + submission.signed.encode()
+    if status == 403:
+        digest = hashlib.sha256(submitted.encode()).hexdigest()
+        logger.info(
+            "refused a checkpoint of %s (403): %s; %d characters, SHA-256 %s",
+            log.origin, why, len(submitted), digest,
+        )  # fmt: skip
+        return
+    level = logging.WARNING if status == 422 else logging.INFO
     logger.log(
         level, "refused a checkpoint of %s (%d): %s; submitted: %r", log.origin, status, why,
-        submitted,
+        submitted[:MAX_LOGGED_NOTE],
     )  # fmt: skip

@@ -169,7 +169,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
     record = checkpoint_now(dstrail.store, now_ms=dstrail.clock())
     body = _saved(checkpoint_document(record), dstrail.signer.public_key_document())
     if args.out:
-        args.out.write_bytes(body + b"\n")
+        write_out(args.out, body + b"\n")
     sys.stdout.write(body.decode() + "\n")
     return 0
 
@@ -211,7 +211,7 @@ def _proof(args: argparse.Namespace) -> int:
         made = prove_event(tx, seq=args.seq, tree_size=args.tree_size)
     text = made.encode()
     if args.out:
-        args.out.write_text(text)
+        write_out(args.out, text.encode())
         print_json({"out": str(args.out), "seq": args.seq, "index": made.index})
     else:
         sys.stdout.write(text)
@@ -379,6 +379,16 @@ def _export(args: argparse.Namespace) -> int:
         )
         summary = {"checkpoint": bundle["checkpoint"]}
         count = len(bundle["events"])
-    args.out.write_bytes(orjson.dumps(bundle) + b"\n")
+    write_out(args.out, orjson.dumps(bundle) + b"\n")
     print_json({"out": str(args.out), "events": count, **summary})
     return 0
+
+
+def write_out(path: Path, data: bytes) -> None:
+    """Write ``--out``; ``InvalidInput`` naming it when it cannot be written."""
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise InvalidInput(
+            f"--out: cannot write {str(path)!r}: {error.strerror or error}"
+        ) from None

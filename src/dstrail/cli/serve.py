@@ -91,7 +91,7 @@ def run_server(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format)
     with ExitStack() as stack:  # undone in reverse: Flight, witnesses, ticker, database, signals
-        stop = stack.enter_context(_StopOnSignals())
+        stop = stack.enter_context(StopOnSignals())
         dstrail = open_from(args)
         stack.callback(_close, dstrail.store)
         app = create_app(dstrail)
@@ -136,7 +136,7 @@ def run_server(args: argparse.Namespace) -> int:
     return 0
 
 
-class _StopOnSignals(AbstractContextManager["_StopOnSignals"]):
+class StopOnSignals(AbstractContextManager["StopOnSignals"]):
     """SIGTERM and SIGINT ask the server to stop, before uvicorn listens for them (while
     dstrail opens) and after (while it closes).
 
@@ -155,7 +155,7 @@ class _StopOnSignals(AbstractContextManager["_StopOnSignals"]):
         if self.server is not None:
             self.server.should_exit = True
 
-    def __enter__(self) -> _StopOnSignals:
+    def __enter__(self) -> StopOnSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -39,7 +39,7 @@ from dstrail.domain.users import OPERATOR
 from dstrail.errors import InvalidInput
 from dstrail.keys import load_witness_signing_key
 from dstrail.services import witnesses as witness_service
-from dstrail.settings import Settings
+from dstrail.settings import DEFAULT_LOG_ORIGIN, Settings
 
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?")
 PUBLIC_KEY_FORMATS = ("json", "vkey")
@@ -106,6 +106,12 @@ def _add(args: argparse.Namespace) -> int:
             now_ms=dstrail.clock(),
         )  # fmt: skip
     print_json(witness_service.witness_document(added))
+    if dstrail.signer.origin == DEFAULT_LOG_ORIGIN:
+        sys.stderr.write(
+            f"dstrail: warning: this log's origin is the default {DEFAULT_LOG_ORIGIN}, which "
+            "every installation that sets none shares, and witnesses know a log by its origin: "
+            "set DSTRAIL_AUDIT_LOG_ORIGIN (or DSTRAIL_PUBLIC_URL) to a name of this log's own\n"
+        )
     return 0
 
 
@@ -175,8 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dstrail.api.witness import create_witness_app
-    from dstrail.cli.serve import _StopOnSignals as StopOnSignals
-    from dstrail.cli.serve import configure_logging
+    from dstrail.cli.serve import StopOnSignals, configure_logging
 
     if not _PREFIX.fullmatch(args.prefix):
         raise InvalidInput(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.trail.note import NoteSignature
@@ -69,18 +69,24 @@ class TransparencyRepository:
         return [NoteSignature(name, bytes.fromhex(key), bytes(sig)) for name, key, sig in rows]
 
     def add_cosignature(self, tree_size: int, signature: NoteSignature, timestamp: int) -> None:
-        """Keep a witness's cosignature of a checkpoint (once per witness key)."""
-        exists = self._db.execute(
-            select(_C.tree_size).where(
-                _C.tree_size == tree_size, _C.witness == signature.name,
-                _C.key_id == signature.key_id.hex(),
-            )
-        ).first()  # fmt: skip
-        if exists is None:
-            self._db.execute(insert(audit_cosignatures).values(
-                tree_size=tree_size, witness=signature.name, key_id=signature.key_id.hex(),
-                timestamp=timestamp, signature=signature.signature,
-            ))  # fmt: skip
+        """Keep a witness's cosignature of a checkpoint (once per witness key: another process
+        storing the same one at the same time is no error)."""
+        try:
+            with self._db.begin_nested():
+                self._db.execute(insert(audit_cosignatures).values(
+                    tree_size=tree_size, witness=signature.name, key_id=signature.key_id.hex(),
+                    timestamp=timestamp, signature=signature.signature,
+                ))  # fmt: skip
+        except IntegrityError:
+            pass  # stored already (by this witness key for this checkpoint)
+
+    def cosigned_sizes(self, *, at_least: int) -> tuple[int | None, int | None]:
+        """The smallest and the largest tree size of at least ``at_least`` events whose
+        checkpoint a witness cosigned (``None``, ``None``: none)."""
+        smallest, largest = self._db.execute(
+            select(func.min(_C.tree_size), func.max(_C.tree_size)).where(_C.tree_size >= at_least)
+        ).one()
+        return smallest, largest
 
     # -- the witnesses this log asks -----------------------------------------------------------
 

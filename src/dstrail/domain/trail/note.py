@@ -31,6 +31,8 @@ from dstrail.errors import InvalidInput
 ED25519: Final = 0x01
 COSIGNATURE_ED25519: Final = 0x04
 DASH: Final = "\u2014"
+MAX_TIMESTAMP: Final = 2**63 - 1
+"""The largest time a cosignature may state (c2sp.org/tlog-cosignature)."""
 MAX_SIGNATURES: Final = 64
 """Signature lines a note may carry (the specification asks for at least 16)."""
 ORIGIN_RULE: Final = (
@@ -190,6 +192,8 @@ def cosignature_timestamp(signature: NoteSignature) -> int:
     if len(signature.signature) != 72:
         raise InvalidInput("cosignature: expected 8 bytes of time and 64 of signature")
     (timestamp,) = struct.unpack(">Q", signature.signature[:8])
+    if timestamp > MAX_TIMESTAMP:
+        raise InvalidInput(f"cosignature: its time {timestamp} exceeds 2^63 - 1")
     return int(timestamp)
 
 
@@ -208,9 +212,11 @@ Check = Callable[[bytes, bytes, bytes], bool]
 
 
 def verified_by(note: Note, verifier: Verifier, check: Check) -> NoteSignature | None:
-    """The signature of ``verifier`` on ``note`` when it has one and it verifies; ``None``
-    when it has none; ``InvalidInput`` when it has one that does not verify (a note with a
-    bad signature from a known key is to be rejected whole)."""
+    """The signature of ``verifier`` on ``note`` when it has one and every line of that key
+    verifies; ``None`` when it has none; ``InvalidInput`` when a line of that key does not
+    verify (c2sp.org/signed-note: a note with a bad signature from a known key is rejected
+    whole, even beside a good one)."""
+    found: NoteSignature | None = None
     for signature in note.signatures:
         if signature.name != verifier.name or signature.key_id != verifier.key_id:
             continue  # an unknown key: ignored
@@ -222,8 +228,8 @@ def verified_by(note: Note, verifier: Verifier, check: Check) -> NoteSignature |
             valid = check(verifier.public_key, signature.signature, note.text.encode())
         if not valid:
             raise InvalidInput(f"note: the signature of {verifier.name} does not verify")
-        return signature
-    return None
+        found = found or signature
+    return found
 
 
 def with_signatures(note: Note, extra: Iterable[NoteSignature]) -> Note:

@@ -35,7 +35,7 @@ from dstrail.errors import DstrailError, InvalidInput
 HEADER: Final = "c2sp.org/tlog-proof@v1"
 EXTENSION: Final = ".tlog-proof"
 """The file extension the specification suggests."""
-MAX_PROOF_LINES: Final = 64
+MAX_PROOF_LINES: Final = 63
 """An inclusion proof in a tree of at most 2**63 leaves has at most 63 hashes."""
 
 

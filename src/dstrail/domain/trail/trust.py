@@ -47,16 +47,21 @@ class TrustPolicy:
         option when the keys are not of the right type or ``k`` is not 0 to ``n``."""
         if log.signature_type != note.ED25519:
             raise InvalidInput("--vkey: accepted: a log's Ed25519 vkey (signature type 0x01)")
-        seen: set[tuple[str, bytes]] = set()
+        seen: set[bytes] = set()
         for witness in witnesses:
             if witness.signature_type != note.COSIGNATURE_ED25519:
                 raise InvalidInput(
                     f"--witness {witness.name}: accepted: a witness's Ed25519 cosignature vkey "
                     "(signature type 0x04, c2sp.org/tlog-cosignature)"
                 )
-            if (witness.name, witness.key_id) in seen:
-                raise InvalidInput(f"--witness {witness.name}: given twice")
-            seen.add((witness.name, witness.key_id))
+            # An Ed25519 cosignature does not commit to the witness's name: one key under two
+            # names would count one cosignature twice.
+            if witness.public_key in seen:
+                raise InvalidInput(
+                    f"--witness {witness.name}: its key is given twice (under any name, one key "
+                    "is one witness)"
+                )
+            seen.add(witness.public_key)
         count = len(witnesses)
         k = count if min_witnesses is None else min_witnesses
         if not 0 <= k <= count:

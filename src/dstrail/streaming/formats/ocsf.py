@@ -112,11 +112,11 @@ BUCKET_TYPES: Final = {
 }  # fmt: skip
 DATABASE_TYPES: Final = {"MongoDBConfig": 6, "PalantirConfig": OTHER}
 RELATIONAL: Final = 1
+"""Every other type dstrail knows is queried with SQL; a type it does not know is Unknown."""
 BUCKET_CAPTIONS: Final = {UNKNOWN: "Unknown", 1: "S3", 2: "Azure Blob", 3: "GCP Bucket"}
 DATABASE_CAPTIONS: Final = {UNKNOWN: "Unknown", RELATIONAL: "Relational", 6: "NoSQL"}
 """The schema's captions of the ``type_id`` values used: ``type`` is the caption, but for
 Other (99), where it is dstrail's own type name (the type is also in ``unmapped``)."""
-"""Every other type dstrail knows is queried with SQL; a type it does not know is Unknown."""
 
 OPERATION_ACTIVITY: Final = {"getDataSource": READ, "listObjects": LIST, "query": QUERY}
 REFUSED_ACTION_ACTIVITY: Final = {"deleteDataSource": DELETE}
