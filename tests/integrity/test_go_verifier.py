@@ -7,7 +7,6 @@ dstrail's back. Without Go the tests skip (fail under ``CI=true``)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,13 +21,12 @@ from dstrail.domain.trail import note
 from dstrail.settings import Settings
 from tests.audit.test_integrity_tamper import attack
 from tests.client.conftest import free_port
+from tests.integrity.golang import build_go, go_environment
 from tests.integrity.trails import event_rows, record_events, rewrite
 from tests.streaming.servers import serve
 from tests.support import Login
 
 VERIFIER = Path(__file__).parent / "go" / "verifier.go"
-GOPATH = Path("/usr/share/gocode")
-X_MOD = GOPATH / "src" / "golang.org" / "x" / "mod"
 EVENTS = 600
 SERVE_SETTINGS = {
     # no checkpoint signed by the server's ticker while a test runs (it would sign tampering)
@@ -37,31 +35,10 @@ SERVE_SETTINGS = {
 }
 
 
-def go_environment(cache: Path) -> dict[str, str]:
-    """GOPATH mode over Debian's sources: no module download, no network."""
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOFLAGS": ""}
-    if "GOCACHE" not in env and "HOME" not in env:
-        env["GOCACHE"] = str(cache)
-    return env
-
-
 @pytest.fixture(scope="session")
 def verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The verifier, built once a session."""
-    go = shutil.which("go")
-    if go is None or not X_MOD.is_dir():
-        missing = "go" if go is None else str(X_MOD)
-        reason = f"{missing} is missing (apt-get install golang-go golang-golang-x-mod-dev)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the Go verifier is required under CI=true: {reason}")
-        pytest.skip(reason)
-    built = tmp_path_factory.mktemp("go") / "verifier"
-    result = subprocess.run(
-        [go, "build", "-o", str(built), str(VERIFIER)],
-        env=go_environment(built.parent / "cache"), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return built
+    return build_go(VERIFIER, tmp_path_factory.mktemp("go"), what="the Go verifier")
 
 
 @pytest.fixture

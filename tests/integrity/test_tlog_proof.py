@@ -34,6 +34,7 @@ from dstrail.domain.trail.trust import TrustPolicy
 from dstrail.errors import InvalidInput
 from dstrail.settings import Settings
 from dstrail.streaming.formats import native
+from tests.audit.test_integrity_tamper import attack
 from tests.support import Login, new_event
 
 BASE = "/api/datasource/v1/audit/integrity"
@@ -471,21 +472,6 @@ def test_tlog_proof_bundles_round_trip(
 
 
 # --- store verification with witnesses --------------------------------------------------------
-
-
-def attack(dstrail: Dstrail, *statements: str, params: dict[str, Any] | None = None) -> None:
-    """Run SQL as the database owner, with the append-only triggers out of the way."""
-    tables = ("audit_events", "audit_checkpoints")
-    with dstrail.store.engine.connect() as connection, connection.begin():
-        if dstrail.store.dialect == "sqlite":
-            for table in tables:
-                for action in ("update", "delete"):
-                    connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
-        else:
-            for table in tables:
-                connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        for statement in statements:
-            connection.execute(text(statement), params or {})
 
 
 def roll_back(dstrail: Dstrail, keep: int) -> None:

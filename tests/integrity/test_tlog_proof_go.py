@@ -7,8 +7,6 @@ the tests skip (fail under ``CI=true``)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,34 +20,17 @@ from dstrail.context import Dstrail
 from dstrail.domain.trail import note
 from dstrail.domain.trail.tlog_proof import parse_tlog_proof
 from dstrail.settings import Settings
+from tests.integrity.golang import build_go
 from tests.integrity.test_tlog_proof import FakeWitness, append_events, cosign, storage
 from tests.integrity.test_tlog_proof import _with as changed
 
 CHECKER = Path(__file__).parent / "go_proof" / "check_proof.go"
-GOPATH = Path("/usr/share/gocode")
-X_MOD = GOPATH / "src" / "golang.org" / "x" / "mod"
 
 
 @pytest.fixture(scope="session")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go checker, built once a session (GOPATH mode: no module download)."""
-    go = shutil.which("go")
-    if go is None or not X_MOD.is_dir():
-        missing = "go" if go is None else str(X_MOD)
-        reason = f"{missing} is missing (apt-get install golang-go golang-golang-x-mod-dev)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the Go proof checker is required under CI=true: {reason}")
-        pytest.skip(reason)
-    built = tmp_path_factory.mktemp("go-proof") / "check_proof"
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOFLAGS": ""}
-    if "GOCACHE" not in env and "HOME" not in env:
-        env["GOCACHE"] = str(built.parent / "cache")
-    result = subprocess.run(
-        [go, "build", "-o", str(built), str(CHECKER)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return built
+    """The Go checker, built once a session."""
+    return build_go(CHECKER, tmp_path_factory.mktemp("go-proof"), what="the Go proof checker")
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from fastapi.responses import PlainTextResponse, Response
 from dstrail.api.deps import AuditReaderDep, DstrailDep
 from dstrail.api.errors import AUDIT
 from dstrail.audit import proofs, tlog_proof
-from dstrail.domain.trail import MAX_SEQ, checkpoint_document
+from dstrail.domain.trail import MAX_SEQ, checkpoint_document, note
 from dstrail.domain.trail.tlog_proof import EXTENSION
 
 PREFIX = "/api/datasource/v1/audit/integrity"
-PROOF_MEDIA_TYPE = "text/plain; charset=utf-8"
 router = APIRouter(
     prefix=PREFIX,
     tags=["audit integrity"],
@@ -124,7 +123,7 @@ def proof(
         made = tlog_proof.prove_event(tx, seq=seq, tree_size=tree_size)
     return PlainTextResponse(
         made.encode(),
-        media_type=PROOF_MEDIA_TYPE,
+        media_type=note.TEXT_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'inline; filename="dstrail-event-{seq}{EXTENSION}"',
             "Cache-Control": "no-store",  # it holds the event itself, as the audit API's answers

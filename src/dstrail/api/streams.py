@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dstrail.api.deps import DstrailDep, get_caller
 from dstrail.api.errors import PUBLIC
 from dstrail.api.schemas import TextBody
-from dstrail.context import Dstrail
-from dstrail.domain.streams import STREAM_NAME_RULE, Destination
+from dstrail.domain.streams import STREAM_NAME_RULE
 from dstrail.domain.timestamps import ACCEPTED_TIME, parse_iso
 from dstrail.errors import Forbidden
 from dstrail.services import streams as stream_service
@@ -150,16 +149,6 @@ class StreamCreated(StreamRead):
 # -- routes ------------------------------------------------------------------------------------
 
 
-def _shown(
-    dstrail: Dstrail, destination: Destination, generated_secret: str | None = None
-) -> dict[str, Any]:
-    """The destination as changed, its lag read after the commit (``changed_document``)."""
-    with dstrail.store.read() as tx:
-        return stream_service.changed_document(
-            tx, destination, now_ms=dstrail.clock(), generated_secret=generated_secret
-        )
-
-
 @router.get("", response_model=list[StreamRead])
 def list_streams(dstrail: DstrailDep, caller: AdminDep) -> list[dict[str, Any]]:
     """Every destination by name, with its lag and last delivery."""
@@ -194,7 +183,12 @@ def add_stream(body: StreamCreateBody, dstrail: DstrailDep, caller: AdminDep) ->
         added = stream_service.add_destination(
             tx, dstrail.vault, spec=spec, actor=caller.user, now_ms=dstrail.clock(), draft=draft
         )
-    return _shown(dstrail, added.destination, added.generated_secret)
+    return stream_service.changed_document(
+        dstrail.store,
+        added.destination,
+        now_ms=dstrail.clock(),
+        generated_secret=added.generated_secret,
+    )
 
 
 @router.get("/{name}", response_model=StreamRead, responses=_NAMED)
@@ -210,7 +204,7 @@ def _set_paused(dstrail: DstrailDep, caller: Caller, name: str, paused: bool) ->
         destination = stream_service.set_paused(
             tx, name=name, paused=paused, actor=caller.user, now_ms=dstrail.clock()
         )
-    return _shown(dstrail, destination)
+    return stream_service.changed_document(dstrail.store, destination, now_ms=dstrail.clock())
 
 
 @router.post("/{name}/pause", response_model=StreamRead, responses=_NAMED)
@@ -239,7 +233,7 @@ def replay_stream(
             tx, name=name, from_seq=body.fromSeq, from_time_ms=from_time, actor=caller.user,
             now_ms=dstrail.clock(),
         )  # fmt: skip
-    return _shown(dstrail, destination)
+    return stream_service.changed_document(dstrail.store, destination, now_ms=dstrail.clock())
 
 
 @router.post(
@@ -258,7 +252,12 @@ def rotate_secret(
         rotated = stream_service.rotate_secret(
             tx, dstrail.vault, name=name, secret=secret, actor=caller.user, now_ms=dstrail.clock()
         )
-    return _shown(dstrail, rotated.destination, rotated.generated_secret)
+    return stream_service.changed_document(
+        dstrail.store,
+        rotated.destination,
+        now_ms=dstrail.clock(),
+        generated_secret=rotated.generated_secret,
+    )
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NAMED)

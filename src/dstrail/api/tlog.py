@@ -26,10 +26,10 @@ from fastapi.responses import PlainTextResponse, Response
 from dstrail.api.deps import AuditReaderDep, DstrailDep, get_caller
 from dstrail.api.errors import PUBLIC
 from dstrail.audit import tiles, tlog
+from dstrail.domain.trail import note
 from dstrail.services.auth import require_audit_reader
 
 PREFIX = "/api/dstrail/v1/tlog"
-NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 TILE_MEDIA_TYPE: Final = "application/octet-stream"
 IMMUTABLE: Final = "max-age=31536000, immutable"
 PARTIAL: Final = "max-age=60"
@@ -64,11 +64,13 @@ def checkpoint(dstrail: DstrailDep, _reader: TlogReaderDep) -> PlainTextResponse
     signature line and one line a cosignature (c2sp.org/tlog-checkpoint). Verify it with the
     vkey of ``/api/datasource/v1/audit/integrity/public-key``."""
     with dstrail.store.read() as tx:
-        note = tlog.checkpoint_note(tx)
+        checkpoint_text = tlog.checkpoint_note(tx)
     # The key is sent in X-Domino-Api-Key, not Authorization, so a shared cache would keep an
     # authenticated answer unless it is marked private.
     cache = "no-cache" if dstrail.settings.tlog_public else "private, no-cache"
-    return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": cache})
+    return PlainTextResponse(
+        checkpoint_text, media_type=note.TEXT_MEDIA_TYPE, headers={"Cache-Control": cache}
+    )
 
 
 @router.get(

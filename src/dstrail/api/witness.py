@@ -25,6 +25,7 @@ from starlette.routing import Route
 from dstrail.audit import witnessing
 from dstrail.audit.witnessing import WitnessAnswer, WitnessSigner
 from dstrail.context import Dstrail
+from dstrail.domain.trail import note
 
 logger = logging.getLogger("dstrail.witness")
 
@@ -62,7 +63,7 @@ def create_witness_app(dstrail: Dstrail, signer: WitnessSigner, *, prefix: str =
         if found is None:
             return PlainTextResponse("no checkpoint cosigned for this origin\n", 404)
         return Response(
-            found, media_type=witnessing.NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"}
+            found, media_type=note.TEXT_MEDIA_TYPE, headers={"Cache-Control": "no-cache"}
         )
 
     async def healthz(_request: Request) -> Response:

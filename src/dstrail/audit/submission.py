@@ -36,7 +36,6 @@ TIMEOUT_SECONDS: Final = 10.0
 MAX_ANSWER: Final = 1 << 20
 """Bytes of a witness's answer read at most."""
 MAX_BACKOFF_SECONDS: Final = 300.0
-SIZE_MEDIA_TYPE: Final = "text/x.tlog.size"
 
 Outcome = Literal["cosigned", "up-to-date", "failed", "no-checkpoint"]
 
@@ -199,9 +198,9 @@ def _post(
             if len(answer) > MAX_ANSWER:
                 raise _Failed(f"the witness's answer is larger than {MAX_ANSWER} bytes")
         if response.status_code == 409 and not response.headers.get("content-type", "").startswith(
-            SIZE_MEDIA_TYPE
+            note.SIZE_MEDIA_TYPE
         ):
-            raise _Failed(f"the witness answered 409 without a {SIZE_MEDIA_TYPE} body")
+            raise _Failed(f"the witness answered 409 without a {note.SIZE_MEDIA_TYPE} body")
         return response.status_code, bytes(answer)
 
 

@@ -37,12 +37,8 @@ MAX_LOGGED_NOTE = 4096
 """Characters of a refused note a log line keeps."""
 logger = logging.getLogger("dstrail.witness")
 
-SIZE_MEDIA_TYPE: Final = "text/x.tlog.size"
-NOTE_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 MAX_PROOF_LINES: Final = 63
 MAX_TREE_SIZE: Final = 2**63 - 1
-MAX_NAME: Final = 255
-"""Characters of an origin or a witness name (the columns' width)."""
 _OLD_LINE = re.compile(r"old (0|[1-9][0-9]{0,18})")
 _ORIGIN_HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -64,8 +60,8 @@ class WitnessSigner:
     def __init__(self, private_key: Ed25519PrivateKey, *, name: str) -> None:
         self._key = private_key
         checked = note.check_name(name, field="witness_name")
-        if len(checked) > MAX_NAME:
-            raise InvalidInput(f"witness_name: at most {MAX_NAME} characters")
+        if len(checked) > note.MAX_NAME:
+            raise InvalidInput(f"witness_name: at most {note.MAX_NAME} characters")
         public_raw = public_key_bytes(private_key.public_key())
         self.verifier = note.verifier_of(checked, public_raw, note.COSIGNATURE_ED25519)
 
@@ -109,21 +105,13 @@ def public_key_document(signer: WitnessSigner) -> dict[str, str]:
 
 def check_log_vkey(origin: str, vkey: str) -> note.Verifier:
     """A log's verifier key: an Ed25519 note key (type 0x01) whose key name is ``origin``."""
-    note.check_name(origin, field="origin")
-    if len(origin) > MAX_NAME:
-        raise InvalidInput(f"origin: at most {MAX_NAME} characters")
-    verifier = note.parse_vkey(vkey, field="vkey")
-    if verifier.signature_type != note.ED25519:
-        raise InvalidInput(
-            "vkey: accepted: the log's Ed25519 checkpoint key (signature type 0x01, as "
-            "`dstrail audit public-key` prints in vkey); this one is a cosignature key (0x04)"
-        )
-    if verifier.name != origin:
-        raise InvalidInput(
-            f"vkey: its key name {verifier.name!r} is not the origin {origin!r}; accepted: the "
-            "vkey of the log whose checkpoints start with that origin"
-        )
-    return verifier
+    return note.named_vkey(
+        origin, vkey, name_field="origin", signature_type=note.ED25519,
+        wrong_type="the log's Ed25519 checkpoint key (signature type 0x01, as "
+        "`dstrail audit public-key` prints in vkey); this one is a cosignature key (0x04)",
+        wrong_name="vkey: its key name {key!r} is not the origin {name!r}; accepted: the "
+        "vkey of the log whose checkpoints start with that origin",
+    )  # fmt: skip
 
 
 def add_witnessed_log(tx: Repositories, *, origin: str, vkey: str) -> WitnessedLog:
@@ -178,7 +166,7 @@ class WitnessAnswer:
 
     status: int
     body: str
-    media_type: str = NOTE_MEDIA_TYPE
+    media_type: str = note.TEXT_MEDIA_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +224,7 @@ def add_checkpoint(
     checkpoint = submission.checkpoint
     log = tx.transparency.witnessed(checkpoint.origin, for_update=True)
     if log is None:
-        return WitnessAnswer(404, f"unknown log origin {checkpoint.origin[:MAX_NAME]!r}\n")
+        return WitnessAnswer(404, f"unknown log origin {checkpoint.origin[: note.MAX_NAME]!r}\n")
     trusted = note.parse_vkey(log.vkey)
     try:
         own = note.verified_by(submission.signed, trusted, check_ed25519)
@@ -249,7 +237,7 @@ def add_checkpoint(
         return _refused(log, submission, 400, f"old size {old} is larger than the size {size}")
     if old != log.tree_size:
         _log_refusal(log, submission, 409, f"old size {old}, cosigned {log.tree_size}")
-        return WitnessAnswer(409, f"{log.tree_size}\n", SIZE_MEDIA_TYPE)
+        return WitnessAnswer(409, f"{log.tree_size}\n", note.SIZE_MEDIA_TYPE)
     problem = _inconsistency(log, submission)
     if problem is not None:
         return _refused(log, submission, 422, problem)

@@ -44,7 +44,6 @@ def delivery_environment(settings: Settings) -> dict[str, str]:
         **os.environ,
         "DSTRAIL_DATABASE_URL": settings.resolved_database_url(),
         "DSTRAIL_DATA_DIR": str(settings.data_dir.resolve()),
-        "DSTRAIL_STREAM_WORKERS": "off",
     }
 
 

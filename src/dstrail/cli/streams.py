@@ -27,12 +27,11 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dstrail.api.access_log import LOG_FORMATS
 from dstrail.cli.common import Subparsers, add_command, open_from, print_json, subcommands
-from dstrail.context import Dstrail
-from dstrail.domain.streams import Destination, StreamFormat, StreamKind
+from dstrail.domain.streams import StreamFormat, StreamKind
 from dstrail.domain.timestamps import parse_iso
 from dstrail.domain.users import OPERATOR
 from dstrail.errors import DstrailError, InvalidInput
@@ -159,16 +158,6 @@ def config_of(args: argparse.Namespace) -> dict[str, str]:
     return config
 
 
-def _shown(
-    dstrail: Dstrail, destination: Destination, generated_secret: str | None = None
-) -> dict[str, Any]:
-    """The destination as changed, its lag read after the commit (``changed_document``)."""
-    with dstrail.store.read() as tx:
-        return stream_service.changed_document(
-            tx, destination, now_ms=dstrail.clock(), generated_secret=generated_secret
-        )
-
-
 # -- commands ----------------------------------------------------------------------------------
 
 
@@ -191,7 +180,14 @@ def _add(args: argparse.Namespace) -> int:
         added = stream_service.add_destination(
             tx, dstrail.vault, spec=spec, actor=OPERATOR, now_ms=dstrail.clock(), draft=draft
         )
-    print_json(_shown(dstrail, added.destination, added.generated_secret))
+    print_json(
+        stream_service.changed_document(
+            dstrail.store,
+            added.destination,
+            now_ms=dstrail.clock(),
+            generated_secret=added.generated_secret,
+        )
+    )
     return 0
 
 
@@ -210,7 +206,7 @@ def _set_paused(args: argparse.Namespace, paused: bool) -> int:
         destination = stream_service.set_paused(
             tx, name=args.name, paused=paused, actor=OPERATOR, now_ms=dstrail.clock()
         )
-    print_json(_shown(dstrail, destination))
+    print_json(stream_service.changed_document(dstrail.store, destination, now_ms=dstrail.clock()))
     return 0
 
 
@@ -230,7 +226,7 @@ def _replay(args: argparse.Namespace) -> int:
             tx, name=args.name, from_seq=args.from_seq, from_time_ms=from_time, actor=OPERATOR,
             now_ms=dstrail.clock(),
         )  # fmt: skip
-    print_json(_shown(dstrail, destination))
+    print_json(stream_service.changed_document(dstrail.store, destination, now_ms=dstrail.clock()))
     return 0
 
 
@@ -250,7 +246,14 @@ def _rotate(args: argparse.Namespace) -> int:
             tx, dstrail.vault, name=args.name, secret=secret, actor=OPERATOR,
             now_ms=dstrail.clock(),
         )  # fmt: skip
-    print_json(_shown(dstrail, rotated.destination, rotated.generated_secret))
+    print_json(
+        stream_service.changed_document(
+            dstrail.store,
+            rotated.destination,
+            now_ms=dstrail.clock(),
+            generated_secret=rotated.generated_secret,
+        )
+    )
     return 0
 
 

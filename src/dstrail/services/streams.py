@@ -36,7 +36,7 @@ from dstrail.domain.users import User
 from dstrail.errors import InvalidInput, NotFound
 from dstrail.services.credentials import CredentialVault
 from dstrail.services.users import require_admin
-from dstrail.store import Repositories
+from dstrail.store import Repositories, Store
 
 _NAME = re.compile(STREAM_NAME_PATTERN)
 _SUBJECT = re.compile(r"[^\s.*>]+(\.[^\s.*>]+)*")
@@ -489,12 +489,13 @@ def status_document(found: DestinationStatus) -> dict[str, Any]:
 
 
 def changed_document(
-    tx: Repositories, destination: Destination, *, now_ms: int, generated_secret: str | None
+    store: Store, destination: Destination, *, now_ms: int, generated_secret: str | None = None
 ) -> dict[str, Any]:
     """What a change to a destination answers (CLI and REST): its ``status_document``, read
-    after the commit (which appended the change's own event), and the signing key dstrail
-    made, if it made one (shown this once)."""
-    document = status_document(status_of(tx, destination, now_ms=now_ms))
+    in a transaction of its own after the change's commit (which appended the change's own
+    event), and the signing key dstrail made, if it made one (shown this once)."""
+    with store.read() as tx:
+        document = status_document(status_of(tx, destination, now_ms=now_ms))
     if generated_secret is not None:
         document["secret"] = generated_secret
     return document

@@ -23,7 +23,6 @@ from dstrail.store import Repositories
 from dstrail.store.transparency import WitnessRow
 
 MAX_URL: Final = 2048
-MAX_NAME: Final = 255
 URL_RULE: Final = (
     "an http:// or https:// URL with a host and no credentials, query or fragment, in "
     "printable ASCII without spaces: the witness's submission prefix (add-checkpoint is "
@@ -33,22 +32,14 @@ URL_RULE: Final = (
 
 def check_witness_vkey(name: str, vkey: str) -> note.Verifier:
     """A witness's cosignature verifier key (type 0x04) whose key name is ``name``."""
-    note.check_name(name, field="name")
-    if len(name) > MAX_NAME:
-        raise InvalidInput(f"name: at most {MAX_NAME} characters")
-    verifier = note.parse_vkey(vkey, field="vkey")
-    if verifier.signature_type != note.COSIGNATURE_ED25519:
-        raise InvalidInput(
-            "vkey: accepted: a witness's cosignature key (signature type 0x04, "
-            "c2sp.org/tlog-cosignature: <name>+<8 hex digits>+<base64 of 0x04 and 32 bytes>); "
-            "this one is an Ed25519 note key (0x01), which signs checkpoints, not cosignatures"
-        )
-    if verifier.name != name:
-        raise InvalidInput(
-            f"name: {name!r} is not the vkey's key name {verifier.name!r}; accepted: the key "
-            "name of the witness's vkey"
-        )
-    return verifier
+    return note.named_vkey(
+        name, vkey, name_field="name", signature_type=note.COSIGNATURE_ED25519,
+        wrong_type="a witness's cosignature key (signature type 0x04, "
+        "c2sp.org/tlog-cosignature: <name>+<8 hex digits>+<base64 of 0x04 and 32 bytes>); "
+        "this one is an Ed25519 note key (0x01), which signs checkpoints, not cosignatures",
+        wrong_name="name: {name!r} is not the vkey's key name {key!r}; accepted: the key "
+        "name of the witness's vkey",
+    )  # fmt: skip
 
 
 def check_witness_url(url: str) -> str:
@@ -118,7 +109,7 @@ def _by_name(tx: Repositories, name: str) -> WitnessRow:
     for witness in tx.transparency.witnesses():
         if witness.name == name:
             return witness
-    raise NotFound(f"no witness named {name[:MAX_NAME]!r}")
+    raise NotFound(f"no witness named {name[: note.MAX_NAME]!r}")
 
 
 def witness_document(witness: WitnessRow) -> dict[str, Any]:

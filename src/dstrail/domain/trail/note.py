@@ -31,6 +31,12 @@ from dstrail.errors import InvalidInput
 ED25519: Final = 0x01
 COSIGNATURE_ED25519: Final = 0x04
 DASH: Final = "\u2014"
+TEXT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
+"""How notes, checkpoints and tlog-proofs are served (C2SP text formats)."""
+SIZE_MEDIA_TYPE: Final = "text/x.tlog.size"
+"""A witness's answer naming the tree size it cosigned (c2sp.org/tlog-witness, 409)."""
+MAX_NAME: Final = 255
+"""Characters of a key name or origin dstrail keeps (its columns' width)."""
 MAX_TIMESTAMP: Final = 2**63 - 1
 """The largest time a cosignature may state (c2sp.org/tlog-cosignature)."""
 MAX_SIGNATURES: Final = 64
@@ -138,6 +144,24 @@ def parse_vkey(text: str, *, field: str = "vkey") -> Verifier:
     verifier = Verifier(name, identifier, raw[1:], raw[0])
     if key_id(name, raw[0], raw[1:]) != identifier:
         raise InvalidInput(f"{field}: the key id does not match the name and key")
+    return verifier
+
+
+def named_vkey(
+    name: str, vkey: str, *, name_field: str, signature_type: int, wrong_type: str,
+    wrong_name: str,
+) -> Verifier:  # fmt: skip
+    """The vkey of the key named ``name`` (``name_field`` in messages), of ``signature_type``;
+    ``InvalidInput`` otherwise: ``wrong_type`` says what is accepted instead, ``wrong_name``
+    (formatted with ``{key}`` and ``{name}``) what a vkey of another name is."""
+    check_name(name, field=name_field)
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{name_field}: at most {MAX_NAME} characters")
+    verifier = parse_vkey(vkey, field="vkey")
+    if verifier.signature_type != signature_type:
+        raise InvalidInput(f"vkey: accepted: {wrong_type}")
+    if verifier.name != name:
+        raise InvalidInput(wrong_name.format(key=verifier.name, name=name))
     return verifier
 
 
