@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck layers bench bench-access bench-integrity bench-stream clean
+.PHONY: run test lint typecheck layers bench bench-scale bench-access bench-integrity bench-stream clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV): installing dstrail and its dependencies (about a minute, once)"
@@ -35,6 +35,9 @@ layers: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/audit_bench.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/audit_bench.py --scale
 
 bench-access: $(STAMP)
 	$(BIN)/python bench/access_bench.py

@@ -14,7 +14,9 @@ and p90s of several repetitions, and ratios. ``--quick`` is a smoke test (100k e
     .venv/bin/python bench/audit_bench.py [--events N] [--only sqlite|postgresql] [--quick]
 
 ``--long-reads`` runs (d) chunk flatness, (e) downloads and exports and (f) filters on
-10,000,000 events instead (``bench/long_reads.py``; ``--quick``: 300,000).
+10,000,000 events instead (``bench/long_reads.py``; ``--quick``: 300,000). ``--scale`` runs
+the reads at scale, the long reads with the server's peak RSS, the console's trail page and
+a month's purge on 10,000,000 events (``bench/scale_bench.py``; ``--events N``, ``--skip``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from dstrail.domain.audit_filter import AuditFilter, Cursor
 from dstrail.domain.datasources import DataSource
 from dstrail.domain.projects import Run, RunType
 from dstrail.domain.timestamps import DAY_MS, format_ms
-from dstrail.domain.trail import EXTENSION_KINDS, EventKind
+from dstrail.domain.trail import EXTENSION_KINDS, EventKind, event_leaf, merkle
 from dstrail.domain.users import OPERATOR, Role, User
 from dstrail.services import users as user_service
 from dstrail.settings import Settings
@@ -59,6 +61,7 @@ from support import (
     access_event,
     audit_indexes_dropped,
     bench_data_source,
+    partitions_since,
     prepare_bulk_load,
     raw_row,
     run_keys,
@@ -531,7 +534,10 @@ def other_audit_tables(conn: Any, backend: Backend) -> list[str]:
     if isinstance(backend, SQLiteBackend):
         sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     else:
-        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        sql = (  # tables, not the partitions of one
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND relkind IN ('r', 'p') AND NOT relispartition"
+        )
     names = [str(r[0]) for r in conn.execute(sql).fetchall()]
     known = {"audit_events", "audit_head", "audit_daily_counts"}
     prefixes = ("audit", "merkle", "integrity")
@@ -696,8 +702,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(url: str, data_dir: Path) -> Iterator[str]:
-    """``dstrail serve`` (the real app under uvicorn) in a subprocess; yields its base URL."""
+def running_server(
+    url: str, data_dir: Path, *, on_start: Callable[[int], None] | None = None
+) -> Iterator[str]:
+    """``dstrail serve`` (the real app under uvicorn) in a subprocess; yields its base URL.
+    ``on_start`` is given its process id."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "server.log"
@@ -718,7 +727,7 @@ def running_server(url: str, data_dir: Path) -> Iterator[str]:
         str(data_dir),
     ]
     log.unlink(missing_ok=True)
-    with server_process(command, f"http://127.0.0.1:{port}", log) as base:
+    with server_process(command, f"http://127.0.0.1:{port}", log, on_start=on_start) as base:
         yield base
 
 
@@ -848,6 +857,45 @@ def bench_admin(store: Store, now_ms: int) -> str:
     return api_key.secret
 
 
+@dataclass
+class Frontier:
+    """The Merkle frontier of a trail whose events are bulk-loaded, folded as they go by and
+    written to the head, as appends would have left it, so that the server can append: it
+    records every read of the trail (``AuditTrailRead``) and answers none it cannot record.
+    The loaded rows keep NULL leaf hashes (the reads measured here do not use them)."""
+
+    size: int
+    hashes: list[bytes]
+
+    @classmethod
+    def of_head(cls, backend: Backend, conn: Any) -> Frontier:
+        """The head's, before a bulk load."""
+        sql = "SELECT size, frontier FROM audit_head WHERE id = 1"
+        size, packed = backend.raw_select(conn, sql, [])[0]
+        return cls(size=int(size), hashes=merkle.unpack_frontier(packed))
+
+    def fold(self, rows: Iterable[EventTuple]) -> None:
+        """Add the rows' leaves (rows numbered on from ``size``)."""
+        width = RAW_INDEX["seq"] + 1  # the leading columns of a row are the event's
+        for row in rows:
+            self.hashes, _ = merkle.append_leaf(self.hashes, self.size, event_leaf(row[:width]))
+            self.size += 1
+
+    def folding(self, batches: Iterable[list[EventTuple]]) -> Iterator[list[EventTuple]]:
+        """The batches, each folded as it goes by."""
+        for rows in batches:
+            self.fold(rows)
+            yield rows
+
+    def write(self, conn: Any) -> None:
+        """Into the head, once the load is committed."""
+        mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+        packed = merkle.pack_frontier(self.hashes)
+        conn.execute(f"UPDATE audit_head SET frontier = {mark} WHERE id = 1", (packed,))
+        if isinstance(conn, psycopg.Connection):
+            conn.commit()
+
+
 def bench_reads(
     backend: Backend,
     events: list[EventTuple],
@@ -865,13 +913,17 @@ def bench_reads(
         # The administrator first: creating a user appends its events through the service,
         # which a bulk-loaded trail (no Merkle frontier) refuses. Its events are older than
         # the loaded ones and of kinds the reads leave out; the loaded ones are numbered after.
+        partitions_since(store, events[0][TS_AT] - 1)  # PostgreSQL: COPY routes to them
         api_key = bench_admin(store, events[0][TS_AT] - 1)
-        held = int(backend.raw_select(conn, "SELECT size FROM audit_head WHERE id = 1", [])[0][0])
+        frontier = Frontier.of_head(backend, conn)
+        held = frontier.size
         seq_at = RAW_INDEX["seq"]
         events = [(*e[:seq_at], e[seq_at] + held, *e[seq_at + 1 :]) for e in events]
         start = time.perf_counter()
         backend.bulk_load(conn, events)
         load_seconds = time.perf_counter() - start
+        frontier.fold(events)
+        frontier.write(conn)
         extra_tables = other_audit_tables(conn, backend)
         if extra_tables:
             backend.notes.append(
@@ -998,9 +1050,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-downloads", action="store_true", help="with --long-reads: leave (e) out"
     )
     parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the reads, pages, filters, console, long reads with peak RSS and a month's purge "
+        "on 10,000,000 events over 182 days (--events N; --quick: 300,000) instead of (a)-(c)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="[DATABASE:]PART",
+        help="with --scale: leave a part out: reads, pages, filters, console, downloads, text "
+        "(the six-month text download) or purge, on both databases or, after sqlite: or "
+        "postgresql:, on one (repeatable)",
+    )
+    parser.add_argument(
         "--download-reps", type=int, default=None, help="with --long-reads: timed reads in (e)"
     )
     args = parser.parse_args(argv)
+    if args.scale:
+        from scale_bench import run_scale  # here: scale_bench imports this module
+
+        return run_scale(
+            events=args.events, quick=args.quick, only=args.only, seed=args.seed, skip=args.skip
+        )
     if args.long_reads:
         from long_reads import run_long_reads  # here: long_reads imports this module
 

@@ -82,6 +82,7 @@ from support import (
     RAW_COLUMNS,
     access_event,
     bench_data_source,
+    partitions_since,
     run_keys,
     server_process,
     stored_row,
@@ -300,6 +301,7 @@ def bulk_build(dstrail: Dstrail, url: str, count: int) -> float:
                     signer.origin,
                 )
             )
+    partitions_since(dstrail.store, now)  # PostgreSQL: COPY routes to them
     conn = driver(url)
     sqlite = isinstance(conn, sqlite3.Connection)
     mark = "?" if sqlite else "%s"

@@ -41,6 +41,7 @@ from audit_bench import (
     Backend,
     Catalog,
     EventTuple,
+    Frontier,
     PostgreSQLBackend,
     SQLiteBackend,
     bench_admin,
@@ -63,6 +64,7 @@ from dstrail.domain.audit_filter import AuditFilter, Cursor
 from dstrail.domain.timestamps import DAY_MS, format_ms
 from dstrail.domain.trail import EXTENSION_KINDS
 from dstrail.store import Store
+from support import partitions_since
 
 LONG_EVENTS: Final = 10_000_000
 QUICK_EVENTS: Final = 300_000
@@ -553,14 +555,17 @@ def bench_database(
         # The administrator first: creating a user appends its events through the service,
         # which a bulk-loaded trail (no Merkle frontier) refuses. Its events are older than
         # the loaded ones, outside the windows read, and of kinds the reads leave out.
+        partitions_since(store, load_now - (SPAN_DAYS + 1) * DAY_MS)
         api_key = bench_admin(store, load_now - (SPAN_DAYS + 1) * DAY_MS)
-        held = int(backend.raw_select(conn, "SELECT size FROM audit_head WHERE id = 1", [])[0][0])
+        frontier = Frontier.of_head(backend, conn)  # the server records each read: it appends
+        held = frontier.size
         spent = Generation()
         start = time.perf_counter()
         batches = event_batches(
             catalog, plan.events, now_ms=load_now, seed=plan.seed, spent=spent, first_seq=held + 1
         )
-        loaded = backend.load_batches(conn, batches)
+        loaded = backend.load_batches(conn, frontier.folding(batches))
+        frontier.write(conn)
         load_seconds = time.perf_counter() - start
         assert loaded == plan.events
         say(

@@ -95,7 +95,13 @@ from dstrail.settings import Settings
 from dstrail.streaming.formats import encode
 from dstrail.streaming.transports.syslog import frame, message
 from dstrail.streaming.worker import StreamWorkers, WorkerSettings
-from support import RAW_COLUMNS, audit_indexes_dropped, bench_data_source, prepare_bulk_load
+from support import (
+    RAW_COLUMNS,
+    audit_indexes_dropped,
+    bench_data_source,
+    partitions_since,
+    prepare_bulk_load,
+)
 
 BATCH = WorkerSettings().batch_size
 """Records a batch: the workers' default, and the raw clients'."""
@@ -985,6 +991,7 @@ def run_database(
     backend.create()
     dstrail = open_dstrail(Settings(data_dir=keys_dir, database_url=backend.url))
     try:
+        partitions_since(dstrail.store, trail.rows[0][6])  # PostgreSQL: COPY routes to them
         load_seconds = load_trail(backend, trail)
         say(f"  loaded {len(trail.rows):,} events in {load_seconds:.1f}s (load average "
             f"{load_average()})")  # fmt: skip

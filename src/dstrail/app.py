@@ -13,6 +13,7 @@ from dstrail.api import (
     integrity,
     metrics,
     platform,
+    retention,
     streams,
     tlog,
 )
@@ -51,6 +52,7 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         *datasources.routers,
         platform.router,
         streams.router,
+        retention.router,
         metrics.router,
         *access.routers,
     ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from dstrail.audit.archive_targets import ArchiveTarget, open_target
 from dstrail.audit.checkpoints import (
     Ed25519CheckpointSigner,
     checkpoint_policy,
@@ -29,6 +30,14 @@ class Dstrail:
     clock: Clock
     signer: Ed25519CheckpointSigner
     vault: CredentialVault
+
+    def archive(self, url: str | None = None) -> ArchiveTarget:
+        """Where retention archives go: ``url``, else ``DSTRAIL_ARCHIVE_URL``, else the
+        ``archive`` directory under the data directory."""
+        chosen = (
+            url or self.settings.archive_url or str((self.settings.data_dir / "archive").resolve())
+        )
+        return open_target(chosen, s3_endpoint=self.settings.archive_s3_endpoint)
 
     def change(self) -> AbstractContextManager[Repositories]:
         """A write transaction for a management change: a refused change (a 403 on a data
@@ -54,7 +63,7 @@ def open_dstrail(
         ),
     )
     if migrate:
-        store.migrate()
+        store.migrate(now_ms=clock())
     return Dstrail(
         settings=settings,
         store=store,

@@ -10,6 +10,7 @@
      +-- NotFound                404  no such thing (or not visible to the caller)
      +-- Conflict                409  the change collides with the current state (a name in use)
      +-- UpstreamError           502  a data source behind the proxy failed
+     +-- Unavailable             503  not now: a read of the trail could not be recorded
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class UpstreamError(DstrailError):
 
     status_code = 502
     error_type = "UpstreamError"
+
+
+class Unavailable(DstrailError):
+    """dstrail cannot do it now: it could not write what the request requires (such as the
+    record of a read of the trail); trying again later may succeed."""
+
+    status_code = 503
+    error_type = "Unavailable"
 
 
 class MissingCredentials(InvalidInput):

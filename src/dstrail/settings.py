@@ -59,6 +59,21 @@ class Settings(BaseSettings):
         description="this instance's name as a witness (`dstrail witness serve`), its key name "
         "in cosignatures; default: the log origin's host then /witness",
     )
+    archive_url: str | None = Field(
+        default=None,
+        description="where retention purges archive the events they remove: a directory, or "
+        "s3://bucket/prefix (credentials from the AWS environment); default: archive/ under "
+        "the data directory",
+    )
+    archive_s3_endpoint: str | None = Field(
+        default=None,
+        description="the S3 endpoint URL for an s3:// archive, for S3-compatible stores "
+        "(MinIO, Ceph); default: AWS",
+    )
+    retention_check_seconds: float = Field(
+        default=3600.0, ge=1, le=86400,
+        description="how often `dstrail serve` applies the retention policy",
+    )  # fmt: skip
     witness_submit_seconds: float = Field(
         default=10.0, ge=0.1, le=3600,
         description="how often `dstrail serve` submits its latest checkpoint to its witnesses",

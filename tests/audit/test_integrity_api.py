@@ -65,16 +65,20 @@ def test_proofs_verify_independently(client: TestClient, admin: Login, alice: Lo
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.json()["publicKey"]))
     latest = client.get(f"{BASE}/checkpoint", headers=admin.headers).json()
     assert latest["treeSize"] == 8  # every 4 events; the first one too
-    public.verify(base64.b64decode(latest["signature"]), signed_message(latest))
-    root = bytes.fromhex(latest["rootHash"])
     for seq in (1, 5, 8):
+        # Each proof is a read of its event, itself recorded: the trail (and its latest
+        # checkpoint, by default the one proved against) grows as the proofs are read.
+        latest = client.get(f"{BASE}/checkpoint", headers=admin.headers).json()
+        public.verify(base64.b64decode(latest["signature"]), signed_message(latest))
         proof = client.get(f"{BASE}/inclusion", params={"seq": seq}, headers=admin.headers)
         assert proof.status_code == 200, proof.text
         body = proof.json()
+        assert body["treeSize"] == latest["treeSize"]
         leaf = independent_leaf(body["event"], seq)
         assert leaf.hex() == body["leafHash"]
         path = [bytes.fromhex(h) for h in body["auditPath"]]
-        assert root_from_path(leaf, seq - 1, 8, path) == root
+        root = bytes.fromhex(latest["rootHash"])
+        assert root_from_path(leaf, seq - 1, latest["treeSize"], path) == root
     # Against a tree size without a checkpoint: the root is computed and still consistent.
     body = client.get(
         f"{BASE}/inclusion", params={"seq": 11, "treeSize": 11}, headers=admin.headers
@@ -94,6 +98,7 @@ def test_proofs_verify_independently(client: TestClient, admin: Login, alice: Lo
             a, b, proof, bytes.fromhex(c["firstRootHash"]), bytes.fromhex(c["secondRootHash"])
         )
     assert c["secondRootHash"] == newest.hex()
+    latest = client.get(f"{BASE}/checkpoint", headers=admin.headers).json()
     c = client.get(f"{BASE}/consistency", params={"first": 4}, headers=admin.headers).json()
     assert c["firstRootHash"] == first["rootHash"] and c["secondRootHash"] == latest["rootHash"]
 

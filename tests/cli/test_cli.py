@@ -479,7 +479,16 @@ def test_serve_and_other_commands_add_no_data(target: Target) -> None:
         if server.stderr:
             server.stderr.close()
     users, keys, projects, runs, data_sources, events = target.state()
-    assert (users, keys, projects, runs, data_sources, events) == ([], [], [], [], [], 0)
+    assert (users, keys, projects, runs, data_sources, events) == ([], [], [], [], [], 1)
+    # the one event: `audit query` read the trail, and reads of the trail are recorded
+    opened = target.open()
+    try:
+        with opened.store.read() as tx:
+            only = tx.audit.by_sequence(1)
+    finally:
+        opened.store.dispose()
+    assert only is not None and only.event_kind == EventKind.TRAIL_READ
+    assert orjson.loads(only.metadata)["command"] == "audit query"
 
 
 def test_demo_loads_once_and_prints_a_key_and_a_curl_line(target: Target) -> None:

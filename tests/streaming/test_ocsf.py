@@ -561,6 +561,19 @@ EVERY_KIND: dict[EventKind, tuple[SealedRow, int, int]] = {
         row("WitnessRemoved", {"witnessName": "w.example/w1", "vkey": "w.example/w1+01020304+BA",
                                "url": "https://w.example/w1"}, ds=NO_DS), 3004, 4,
     ),
+    EventKind.RETENTION_SET: (
+        row("AuditRetentionPolicySet", {"days": "365", "locked": "true"}, ds=NO_DS), 3004, 3,
+    ),
+    EventKind.RETENTION_REFUSED: (
+        row("AuditRetentionChangeRefused", {"days": "30"}, ds=NO_DS), 3004, 3,
+    ),
+    EventKind.TRAIL_PURGED: (
+        row("AuditTrailPurged", {"firstSeq": "1", "lastSeq": "9", "archive": "file:///a"},
+            ds=NO_DS), 3004, 4,
+    ),
+    EventKind.TRAIL_READ: (
+        row("AuditTrailRead", {"filter": "{}", "rows": "3"}, ds=NO_DS), 3004, 2,
+    ),
 }  # fmt: skip
 
 

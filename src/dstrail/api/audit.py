@@ -6,10 +6,10 @@ import itertools
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from dstrail.api.deps import AuditReaderDep, DstrailDep
+from dstrail.api.deps import DstrailDep, trail_reader
 from dstrail.api.downloads import filtered_export, six_month_file, streamed
 from dstrail.api.errors import AUDIT
 from dstrail.audit.query import (
@@ -24,8 +24,10 @@ from dstrail.audit.serialize import json_array, stream_json_array, stream_json_l
 from dstrail.domain.audit_filter import AuditFilter, Cursor
 from dstrail.domain.timestamps import format_ms
 from dstrail.errors import InvalidInput
+from dstrail.services.trail_reads import Surface, TrailReader, filter_document
 
-router = APIRouter(tags=["audit"], responses=AUDIT.responses(400, 401, 403))
+router = APIRouter(tags=["audit"], responses=AUDIT.responses(400, 401, 403, 503))
+"""503: the read could not be recorded (``AuditTrailRead``), so nothing is returned."""
 
 MAX_LIMIT = 10_000
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -34,6 +36,9 @@ _EVENTS = (
     "metadata, performedBy, timestamp)"
 )
 Filters = Annotated[AuditParameters, Query()]
+ApiReader = Annotated[TrailReader, Depends(trail_reader(Surface.API))]
+ExportReader = Annotated[TrailReader, Depends(trail_reader(Surface.EXPORT))]
+DownloadReader = Annotated[TrailReader, Depends(trail_reader(Surface.DOWNLOAD))]
 
 
 def _audit_filter(
@@ -59,7 +64,7 @@ def _audit_filter(
 def read_audit(
     request: Request,
     dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: ApiReader,
     filters: Filters,
     limit: Annotated[
         int | None,
@@ -72,21 +77,27 @@ def read_audit(
     ] = None,
     cursor: Annotated[str | None, Query(description="extension: from a Link header")] = None,
 ) -> Response:
-    """Domino's ``GET /api/datasource/v1/audit``: window defaults of 24 hours, inclusive."""
+    """Domino's ``GET /api/datasource/v1/audit``: window defaults of 24 hours, inclusive.
+    Each read is recorded (``AuditTrailRead``); one that cannot be recorded answers 503."""
     audit_filter = _audit_filter(request, dstrail, filters, "limit", "cursor")
     after = Cursor.decode(cursor) if cursor is not None else None
     if limit is None:
         if after is not None:
             raise InvalidInput("cursor: only accepted together with limit")
+        asked = filter_document(audit_filter)
         chunks = iter_chunks(dstrail.store, audit_filter)
         first = next(chunks, [])
         if len(first) < CHUNK_ROWS:
             # All of it fits in one chunk: one body with its length, no streaming (each piece
             # of a StreamingResponse is a thread hop and a write).
+            reader.record(asked, rows=len(first))
             return Response(json_array(first), media_type="application/json", headers=_NO_STORE)
-        return streamed(stream_json_array(itertools.chain([first], chunks)), "application/json")
+        read = reader.streamed(asked)
+        body = stream_json_array(read.rows(itertools.chain([first], chunks)))
+        return streamed(body, read, "application/json")
     with dstrail.store.read() as tx:
         page = read_page(tx, audit_filter, after=after, size=limit)
+    reader.record(filter_document(audit_filter, limit=limit, cursor=after), rows=len(page.rows))
     headers = dict(_NO_STORE)
     if page.next is not None:
         headers["Link"] = f'<{_next_url(request, audit_filter, page.next)}>; rel="next"'
@@ -117,13 +128,13 @@ def _files(*media_types: str) -> dict[int | str, dict[str, Any]]:
 def export_audit(
     request: Request,
     dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: ExportReader,
     filters: Filters,
     format: Annotated[str, Query(description="csv or jsonl")] = "csv",
 ) -> StreamingResponse:
     """Any filtered view, streamed; CSV cells that start like a formula are neutralised."""
     audit_filter = _audit_filter(request, dstrail, filters, "format")
-    return filtered_export(dstrail.store, audit_filter, file_format=format, now_ms=dstrail.clock())
+    return filtered_export(reader, audit_filter, file_format=format)
 
 
 @router.get(
@@ -134,15 +145,14 @@ def export_audit(
 )
 def download_six_months(
     request: Request,
-    dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: DownloadReader,
     json_file: Annotated[str, Query(alias="jsonFile", description="true or false")] = "false",
 ) -> StreamingResponse:
     """The last six months (183 days) of Domino's seven kinds."""
     reject_unknown([key for key, _ in request.query_params.multi_items()], ("jsonFile",))
     if json_file not in ("true", "false"):
         raise InvalidInput(f"jsonFile: {json_file!r} is not accepted; accepted: true, false")
-    return six_month_file(dstrail.store, as_json=json_file == "true", now_ms=dstrail.clock())
+    return six_month_file(reader, as_json=json_file == "true")
 
 
 @router.get(
@@ -154,7 +164,7 @@ def download_six_months(
 def download_runs(
     request: Request,
     dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: DownloadReader,
     run_ids: Annotated[list[str], Query(alias="runIds")],
 ) -> StreamingResponse:
     """All events of those runs, whenever they happened (any kind)."""
@@ -164,8 +174,10 @@ def download_runs(
     )
     if not audit_filter.run_ids:
         raise InvalidInput("runIds: give at least one run id")
+    read = reader.streamed(filter_document(audit_filter), detail={"format": "jsonl"})
     return streamed(
-        stream_json_lines(iter_chunks(dstrail.store, audit_filter)),
+        stream_json_lines(read.rows(iter_chunks(dstrail.store, audit_filter))),
+        read,
         "application/x-ndjson",
         filename="datasource-audit-runs.jsonl",
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from dstrail.context import Dstrail
 from dstrail.domain.text import check_text
+from dstrail.errors import Forbidden
 from dstrail.services.auth import (
     Caller,
     CallerCredentials,
@@ -15,6 +18,7 @@ from dstrail.services.auth import (
     require_audit_reader,
     require_live_token,
 )
+from dstrail.services.trail_reads import TrailReader
 
 
 async def text_parameters(request: Request) -> None:
@@ -66,3 +70,26 @@ async def get_audit_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Ca
 DstrailDep = Annotated[Dstrail, Depends(get_dstrail)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AuditReaderDep = Annotated[Caller, Depends(get_audit_reader)]
+
+
+def trail_reader(surface: str) -> Callable[..., Awaitable[TrailReader]]:
+    """The dependency of a route that hands out events of the trail through ``surface``: the
+    caller, as the ``TrailReader`` that records their reads; 403 for others, itself recorded
+    (``AuditTrailRead`` refused, with the query as given)."""
+
+    async def get_trail_reader(
+        request: Request, dstrail: DstrailDep, caller: CallerDep
+    ) -> TrailReader:
+        reader = TrailReader(
+            store=dstrail.store, clock=dstrail.clock, actor=caller.user, surface=surface,
+            origin={"path": request.url.path},
+        )  # fmt: skip
+        try:
+            require_audit_reader(caller)
+        except Forbidden:
+            query = request.query_params
+            await run_in_threadpool(reader.refused, {key: query.getlist(key) for key in query})
+            raise
+        return reader
+
+    return get_trail_reader

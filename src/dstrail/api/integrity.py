@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from dstrail.api.deps import AuditReaderDep, DstrailDep
+from dstrail.api.deps import AuditReaderDep, DstrailDep, trail_reader
 from dstrail.api.errors import AUDIT
 from dstrail.audit import proofs, tlog_proof
 from dstrail.domain.trail import MAX_SEQ, checkpoint_document, note
 from dstrail.domain.trail.tlog_proof import EXTENSION
+from dstrail.services.trail_reads import Surface, TrailReader
 
 PREFIX = "/api/datasource/v1/audit/integrity"
 router = APIRouter(
@@ -21,6 +22,12 @@ router = APIRouter(
     tags=["audit integrity"],
     responses=AUDIT.responses(400, 401, 403, 404),
 )
+ProofReader = Annotated[TrailReader, Depends(trail_reader(Surface.PROOF))]
+"""The caller of a proof that carries its event: a read of the trail, recorded."""
+
+
+def _asked(seq: int, tree_size: int | None) -> dict[str, object]:
+    return {"seq": seq} if tree_size is None else {"seq": seq, "treeSize": tree_size}
 
 
 @router.get("/public-key", summary="The Ed25519 key that signs checkpoints")
@@ -45,11 +52,13 @@ def checkpoint(
 
 
 @router.get(
-    "/inclusion", summary="Proof that an event (by sequence number) is in the tree of a checkpoint"
+    "/inclusion",
+    summary="Proof that an event (by sequence number) is in the tree of a checkpoint",
+    responses=AUDIT.responses(503),
 )
 def inclusion(
     dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: ProofReader,
     seq: Annotated[int, Query(ge=1, le=MAX_SEQ, description="the event's sequence number")],
     tree_size: Annotated[
         int | None,
@@ -61,9 +70,11 @@ def inclusion(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    """The event, its leaf hash and the RFC 6962 audit path to the root of ``treeSize``."""
+    """The event, its leaf hash and the RFC 6962 audit path to the root of ``treeSize``
+    (a read of the event, recorded)."""
     with dstrail.store.read() as tx:
         proof = proofs.prove_inclusion(tx, seq=seq, tree_size=tree_size)
+    reader.record(_asked(seq, tree_size), rows=1, detail={"format": "inclusion"})
     return proof.document()
 
 
@@ -97,12 +108,13 @@ def consistency(
         200: {
             "description": "The tlog-proof",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        **AUDIT.responses(503),
     },
 )
 def proof(
     dstrail: DstrailDep,
-    _caller: AuditReaderDep,
+    reader: ProofReader,
     seq: Annotated[int, Query(ge=1, le=MAX_SEQ, description="the event's sequence number")],
     tree_size: Annotated[
         int | None,
@@ -118,9 +130,10 @@ def proof(
     ``index`` (seq - 1), the inclusion proof (base64, one hash a line), a blank line, then
     the checkpoint note with its witnesses' cosignatures. Check it with `dstrail audit verify
     --proof FILE --vkey VKEY` (docs/integrity.md). 404 when only a checkpoint of the former
-    form (before C2SP) covers the event."""
+    form (before C2SP) covers the event. A read of the event, recorded."""
     with dstrail.store.read() as tx:
         made = tlog_proof.prove_event(tx, seq=seq, tree_size=tree_size)
+    reader.record(_asked(seq, tree_size), rows=1, detail={"format": "tlog-proof"})
     return PlainTextResponse(
         made.encode(),
         media_type=note.TEXT_MEDIA_TYPE,

@@ -8,7 +8,8 @@ verifier, under ``/api/dstrail/v1/tlog``:
 
 Auth: the audit API's (a SysAdmin or Auditor API key). With the ``tlog_public`` setting
 (``DSTRAIL_TLOG_PUBLIC``) the checkpoint and the hash tiles are served to anyone (they reveal
-no event content); entry bundles always need the audit API's authentication.
+no event content); entry bundles always need the audit API's authentication, and each one
+served is recorded as a read of the trail (``AuditTrailRead``, surface ``tlog``).
 
 Caching: full tiles and bundles never change (``max-age`` a year, ``immutable``); partial ones
 are cached a minute; hash tiles are ``public`` only with ``tlog_public`` (else ``private``, as
@@ -23,11 +24,12 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from dstrail.api.deps import AuditReaderDep, DstrailDep, get_caller
+from dstrail.api.deps import DstrailDep, get_caller, trail_reader
 from dstrail.api.errors import PUBLIC
 from dstrail.audit import tiles, tlog
 from dstrail.domain.trail import note
 from dstrail.services.auth import require_audit_reader
+from dstrail.services.trail_reads import Surface, TrailReader
 
 PREFIX = "/api/dstrail/v1/tlog"
 TILE_MEDIA_TYPE: Final = "application/octet-stream"
@@ -50,6 +52,8 @@ def get_tlog_reader(request: Request, dstrail: DstrailDep) -> None:
 
 
 TlogReaderDep = Annotated[None, Depends(get_tlog_reader)]
+EntriesReader = Annotated[TrailReader, Depends(trail_reader(Surface.TLOG))]
+"""The caller of an entry bundle, which holds events: a read of the trail, recorded."""
 
 
 @router.get(
@@ -77,16 +81,19 @@ def checkpoint(dstrail: DstrailDep, _reader: TlogReaderDep) -> PlainTextResponse
     "/tile/entries/{path:path}",
     summary="An entry bundle: 256 events (or W of a partial one) in their canonical encoding",
     response_class=Response,
-    responses={**_TILE_RESPONSES, 409: {"model": PUBLIC.model}},
+    responses={**_TILE_RESPONSES, **PUBLIC.responses(409, 503)},
 )
 def entry_bundle(
-    path: str, request: Request, dstrail: DstrailDep, _caller: AuditReaderDep
+    path: str, request: Request, dstrail: DstrailDep, reader: EntriesReader
 ) -> Response:
     """``<N>[.p/<W>]``: events ``N * 256 + 1`` onwards, each a big-endian uint16 length then
-    the bytes its leaf hashes (c2sp.org/tlog-tiles). Always behind the audit API's auth."""
+    the bytes its leaf hashes (c2sp.org/tlog-tiles). Always behind the audit API's auth; each
+    bundle served is a read of its events, recorded (``AuditTrailRead``)."""
     tile = tiles.parse_entry_bundle(path)
     with dstrail.store.read() as tx:
         data = tiles.entry_bundle(tx, tile)
+    first_seq = tile.first_hash() + 1
+    reader.record({"firstSeq": first_seq, "lastSeq": first_seq + tile.width - 1}, rows=tile.width)
     headers = {"Cache-Control": _cache_control(tile, public=False), "Vary": "Accept-Encoding"}
     if accepts_gzip(request.headers.get("accept-encoding", "")):
         data = gzip.compress(data, compresslevel=6, mtime=0)

@@ -38,6 +38,10 @@ class FindingKind(StrEnum):
     """A witnessed checkpoint is larger than the trail: the trail was rolled back."""
     SPLIT_VIEW = "split-view"
     """A witnessed checkpoint's root is not the trail's at that size: two views were shown."""
+    ARCHIVE_INVALID = "archive-invalid"
+    """An archive of purged events does not prove what its manifest says."""
+    ARCHIVE_MISSING = "archive-missing"
+    """Purged events that no archive holds."""
 
 
 EVENT_KINDS = frozenset(
@@ -82,6 +86,11 @@ class VerifyReport:
     """Which witnesses cosigned, against the policy (empty: no witness policy was given)."""
     verdict: str = "the trail matches its signed checkpoints"
     """What OK means for this source."""
+    purged_through: int = 0
+    """Events 1 to this were purged by retention: checked from their kept tree hashes (their
+    bodies are in the archive, which ``--archive`` checks)."""
+    archives: list[str] = field(default_factory=list)
+    """The archives checked (``--archive``), each as ``location: events first-last``."""
 
     @property
     def ok(self) -> bool:
@@ -108,6 +117,8 @@ class VerifyReport:
             "keyId": self.key_id,
             "seconds": round(self.seconds, 3),
             "witnessing": self.witnessing or None,
+            "purgedThrough": self.purged_through,
+            "archives": self.archives,
             "firstWrongSeq": first.seq if first else None,
             "first": first.document() if first else None,
             "findings": [f.document() for f in sorted(self.findings, key=lambda f: f.seq)[:1000]],
@@ -123,6 +134,12 @@ class VerifyReport:
         ]
         if self.witnessing:
             lines.append(f"witnesses: {self.witnessing}")
+        if self.purged_through:
+            lines.append(
+                f"purged: events 1-{self.purged_through} (archived; their tree hashes are kept "
+                "and checked)"
+            )
+        lines.extend(f"archive: {archive}" for archive in self.archives)
         first = self.first
         if first is None:
             lines.append(f"OK: {self.verdict}")

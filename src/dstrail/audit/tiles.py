@@ -189,6 +189,13 @@ def entry_bundle(tx: Repositories, tile: TileId) -> bytes:
     assert tile.level is None, "a hash tile is not an entry bundle"
     _require_in_tree(tx, tile)
     first_seq = tile.first_hash() + 1
+    retention = tx.retention.state()
+    if first_seq <= retention.purge_through:
+        where = retention.last_archive or "named by the AuditTrailPurged events"
+        raise NotFound(
+            f"{tile.path()}: events 1-{retention.purge_through} were purged by the retention "
+            f"policy; their bodies are in the archive ({where}); their hash tiles are served"
+        )
     rows = tx.integrity.events_after(first_seq - 1, limit=tile.width)
     parts: list[bytes] = []
     for expected_seq, row in enumerate(rows, start=first_seq):

@@ -124,21 +124,28 @@ def verify_store(
         if trust is not None:
             notes = _witnessed_claims(trust, witnessed, check)
             report.witnessing = _latest_cosigned(tx, trust, notes, report.findings)
-        check.begin()
-        for rows in _chunks(tx.integrity, chunk_rows):
+        purged = tx.retention.state().purge_through
+        if purged:
+            check.resume_after_purge(tx.integrity, purged)
+        else:
+            check.begin()
+        for rows in _chunks(tx.integrity, chunk_rows, after=purged):
             check.check_chunk(rows)
     check.tail(head_frontier)
     report.findings.extend(_classify(check.anomalies, check.anomaly_count))
     report.checkpoints = len(stored)
-    report.events = report.tree_size = check.builder.size
+    report.tree_size = check.builder.size
+    report.events = check.builder.size - purged
+    report.purged_through = purged
     report.root_hash = check.builder.root().hex()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _chunks(integrity: IntegrityRepository, chunk_rows: int) -> Iterator[list[SealedRow]]:
-    """Every event in seq order, ``chunk_rows`` at a time."""
-    after = 0
+def _chunks(
+    integrity: IntegrityRepository, chunk_rows: int, *, after: int = 0
+) -> Iterator[list[SealedRow]]:
+    """Every event after ``after`` in seq order, ``chunk_rows`` at a time."""
     while True:
         rows = integrity.events_after(after, limit=chunk_rows)
         yield rows
@@ -284,6 +291,22 @@ class _StoreCheck:
         if 0 in self.targets:
             self._meet(self.targets[0])
 
+    def resume_after_purge(self, integrity: IntegrityRepository, purged: int) -> None:
+        """Events 1 to ``purged`` were purged by retention: go on from the tree of ``purged``
+        leaves as their kept hashes make it, and check the claims on trees of at most that
+        size against roots from those hashes (the archive holds the bodies)."""
+        nodes = merkle.frontier_nodes(purged)
+        stored = integrity.nodes(set(nodes))
+        if any(node not in stored for node in nodes):
+            message = f"the kept tree hashes of the purged events 1-{purged} are incomplete"
+            self.findings.append(Finding(FindingKind.DELETED, 1, message))
+            return
+        for size, claims in sorted(self.targets.items()):
+            if size <= purged:
+                self._meet(claims, root=integrity.root(size) if size else merkle.EMPTY_ROOT)
+        self.builder = merkle.FrontierBuilder.resume(purged, [stored[node] for node in nodes])
+        self.expected = purged + 1
+
     # (2, 3, 4) Each chunk of events -------------------------------------------------------
 
     def check_chunk(self, rows: list[SealedRow]) -> None:
@@ -334,9 +357,11 @@ class _StoreCheck:
         )
         self.findings.append(Finding(FindingKind.MODIFIED, seq, message))
 
-    def _meet(self, claims: list[_Claim]) -> None:
-        """The tree reached a signed size: its root must be the signed one."""
-        root = self.builder.root()
+    def _meet(self, claims: list[_Claim], *, root: bytes | None = None) -> None:
+        """The tree reached a signed size: its root (``root``, else the builder's) must be the
+        signed one."""
+        if root is None:
+            root = self.builder.root()
         for claim in claims:
             record = claim.record
             if record.root_hash == root:

@@ -14,6 +14,7 @@ from dstrail.cli import (
     credentials,
     datasources,
     demo,
+    retention,
     serve,
     streams,
     users,
@@ -34,6 +35,7 @@ COMMAND_FAMILIES = (
     backup,
     streams,
     witness,
+    retention,
 )
 
 

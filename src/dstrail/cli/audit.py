@@ -1,4 +1,5 @@
-"""``audit`` commands: read the trail with the API's filters and defaults."""
+"""``audit`` commands: read the trail with the API's filters and defaults; each read is
+recorded (``AuditTrailRead``, surface ``cli``, by the operator)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dstrail.cli.common import Subparsers, add_command, open_from
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.timestamps import system_clock
 from dstrail.errors import InvalidInput
+from dstrail.services.trail_reads import filter_document, operator_reader
 
 FORMATS = {"json": stream_json_array, "csv": stream_csv, "text": stream_text}
 
@@ -73,10 +75,16 @@ def _query(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--format: {args.format!r} is not accepted; accepted: json, csv, text")
     audit_filter = build_cli_filter(args, now_ms=system_clock())  # checked before opening
     dstrail = open_from(args)
+    read = operator_reader(dstrail.store, dstrail.clock, "audit query").streamed(
+        filter_document(audit_filter), detail={"format": args.format}
+    )
     output = sys.stdout.buffer
-    for piece in FORMATS[args.format](iter_chunks(dstrail.store, audit_filter)):
-        output.write(piece)
-    if args.format == "json":
-        output.write(b"\n")
-    output.flush()
+    try:
+        for piece in FORMATS[args.format](read.rows(iter_chunks(dstrail.store, audit_filter))):
+            output.write(piece)
+        if args.format == "json":
+            output.write(b"\n")
+        output.flush()
+    finally:
+        read.cut()  # stopped early (a closed pipe): recorded with the rows written
     return 0

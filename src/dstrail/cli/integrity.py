@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from dstrail.audit.archive import verify_archives
+from dstrail.audit.archive_targets import ArchiveTarget, open_target
 from dstrail.audit.bundle import build_bundle, build_tlog_bundle
-from dstrail.audit.checkpoints import checkpoint_now, public_key_from_text
+from dstrail.audit.checkpoints import checkpoint_now, key_id_of, public_key_from_text
 from dstrail.audit.query import AuditParameters
 from dstrail.audit.report import VerifyReport
 from dstrail.audit.tlog_proof import (
@@ -37,7 +41,8 @@ from dstrail.cli.common import (
 from dstrail.context import open_dstrail
 from dstrail.domain.trail import MAX_SEQ, checkpoint_document, note
 from dstrail.domain.trail.trust import TrustPolicy
-from dstrail.errors import InvalidInput
+from dstrail.errors import InvalidInput, Unavailable
+from dstrail.services.trail_reads import filter_document, operator_reader
 
 FilterArguments = Callable[[argparse.ArgumentParser], None]
 FilterParameters = Callable[[argparse.Namespace], AuditParameters]
@@ -139,6 +144,17 @@ def register(
         help="trust only this key: base64, PEM, or a file holding either (default: the key of "
         "--checkpoint, of the bundle, or the data directory's)",
     )
+    verify.add_argument(
+        "--archive",
+        metavar="URL",
+        help="also check the archives of purged events there (a directory or "
+        "s3://bucket/prefix), and that they hold every purged event",
+    )
+    verify.add_argument(
+        "--archive-only",
+        action="store_true",
+        help="check the --archive alone, with no database (needs --vkey or --public-key)",
+    )
     verify.add_argument("--format", default="text", help="text (default) or json")
 
     export = add_command(
@@ -209,11 +225,17 @@ def _proof(args: argparse.Namespace) -> int:
     dstrail = open_from(args)
     with dstrail.store.read() as tx:
         made = prove_event(tx, seq=args.seq, tree_size=args.tree_size)
+    asked = {"seq": args.seq} | ({} if args.tree_size is None else {"treeSize": args.tree_size})
+    record = partial(
+        operator_reader(dstrail.store, dstrail.clock, "audit proof").record,
+        asked, rows=1, detail={"format": "tlog-proof"},
+    )  # fmt: skip
     text = made.encode()
     if args.out:
-        write_out(args.out, text.encode())
+        write_recorded(args.out, text.encode(), record)
         print_json({"out": str(args.out), "seq": args.seq, "index": made.index})
     else:
+        record()  # before it is shown
         sys.stdout.write(text)
     return 0
 
@@ -270,7 +292,9 @@ def _verify(args: argparse.Namespace) -> int:
         if args.witnessed:
             raise InvalidInput("--witnessed: checks a database's trail, not a --proof")
         return _verify_proof(args, log, witnesses)
-    if args.bundle:
+    if args.archive_only:
+        report = _verify_archive_only(args, pinned or (log.public_key if log else None))
+    elif args.bundle:
         if args.witnessed:
             raise InvalidInput("--witnessed: checks a database's trail, not a --bundle")
         report = _verify_bundle_file(args, pinned, log, witnesses)
@@ -345,9 +369,40 @@ def _verify_database(
         trust = TrustPolicy.of(
             log or note.verifier_of(dstrail.signer.origin, key), witnesses, args.min_witnesses
         )
-    return verify_store(
+    report = verify_store(
         dstrail.store, public_key=key, external=external, trust=trust, witnessed=witnessed
     )
+    if args.archive:
+        _add_archives(report, dstrail.archive(args.archive), key, report.purged_through)
+    return report
+
+
+def _verify_archive_only(args: argparse.Namespace, key: bytes | None) -> VerifyReport:
+    if not args.archive:
+        raise InvalidInput("--archive-only: give the --archive to check")
+    if key is None:
+        raise InvalidInput("--archive-only: give the log's --vkey or --public-key")
+    report = VerifyReport(source=args.archive, key_id=key_id_of(key))
+    report.verdict = "every archive matches a checkpoint the log's key signed"
+    endpoint = settings_from(args).archive_s3_endpoint
+    _add_archives(report, open_target(args.archive, s3_endpoint=endpoint), key, None)
+    return report
+
+
+def _add_archives(
+    report: VerifyReport, target: ArchiveTarget, key: bytes, purged_through: int | None
+) -> None:
+    """Check the archives on ``target`` into ``report``."""
+    started = time.perf_counter()
+    checked, findings = verify_archives(target, public_key=key, purged_through=purged_through)
+    report.archives = [
+        f"{a.location}: events {a.first_seq}-{a.last_seq}, SHA-256 {a.manifest_sha256}"
+        for a in checked
+    ]
+    report.findings.extend(findings)
+    if purged_through is None:
+        report.events = sum(a.events for a in checked)
+    report.seconds += time.perf_counter() - started
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -379,9 +434,24 @@ def _export(args: argparse.Namespace) -> int:
         )
         summary = {"checkpoint": bundle["checkpoint"]}
         count = len(bundle["events"])
-    write_out(args.out, orjson.dumps(bundle) + b"\n")
+    record = partial(
+        operator_reader(dstrail.store, dstrail.clock, "audit export").record,
+        filter_document(audit_filter), rows=count, detail={"format": args.format},
+    )  # fmt: skip
+    write_recorded(args.out, orjson.dumps(bundle) + b"\n", record)
     print_json({"out": str(args.out), "events": count, **summary})
     return 0
+
+
+def write_recorded(path: Path, data: bytes, record: Callable[[], None]) -> None:
+    """Write ``--out``, a read of the trail, then ``record`` the read; a read that cannot be
+    recorded leaves no file (``Unavailable``)."""
+    write_out(path, data)
+    try:
+        record()
+    except Unavailable:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def write_out(path: Path, data: bytes) -> None:

@@ -87,6 +87,8 @@ def run_server(args: argparse.Namespace) -> int:
     from dstrail.audit.submission import start_witness_submitter
     from dstrail.cli.delivery import DeliveryProcess
     from dstrail.proxy import start_flight_server
+    from dstrail.services.retention import RetentionScheduler
+    from dstrail.store.partitions import start_partition_keeper
     from dstrail.streaming.worker import StreamWorkers, worker_settings
 
     configure_logging(args.log_format)
@@ -101,6 +103,14 @@ def run_server(args: argparse.Namespace) -> int:
             every_seconds=dstrail.settings.checkpoint_every_seconds,
         )
         stack.callback(_stop_ticker, ticker)
+        # PostgreSQL: the audit table's months ahead, created daily (after open_from's).
+        stack.callback(start_partition_keeper(dstrail.store, clock=dstrail.clock).set)
+        purges = RetentionScheduler(
+            dstrail.store, dstrail.archive(), public_key=dstrail.signer.public_raw,
+            clock=dstrail.clock, every_seconds=dstrail.settings.retention_check_seconds,
+        )  # fmt: skip
+        purges.start()
+        stack.callback(purges.stop)
         submitter = start_witness_submitter(
             dstrail.store,
             clock=dstrail.clock,

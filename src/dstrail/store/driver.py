@@ -68,8 +68,13 @@ class InsertInto:
         return statement(f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {rows}")
 
 
-Write = tuple[Statement, dict[str, Any]]
-"""A data-modifying statement and its parameters."""
+Write = tuple[Statement, dict[str, Any] | list[dict[str, Any]]]
+"""A data-modifying statement and its parameters (a list: run once for each, SQLite only)."""
+
+SQLITE_VALUES_ROWS = 64
+"""Up to this many rows, a SQLite insert is one ``VALUES`` list; beyond, the one-row statement
+run for each (``executemany``): sqlite3 binds named parameters by a linear search of their
+names, so one list of thousands of rows costs quadratic time (and hits the variable limit)."""
 
 
 class WriteBatch:
@@ -92,6 +97,8 @@ class WriteBatch:
         elif rows and self._postgresql:
             as_json = orjson.dumps(rows, default=_bytea_text).decode()
             self.writes.append((into.postgresql_rows, {"rows": as_json}))
+        elif len(rows) > SQLITE_VALUES_ROWS:
+            self.writes.append((into.one_row, list(rows)))
         elif rows:
             values = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in into.columns}
             self.writes.append((into.rows(len(rows)), values))
@@ -133,9 +140,16 @@ class DriverCursor:
         queries (one round trip, one result to process: cheaper than a pipeline of them), on
         SQLite (no round trips) one after the other."""
         writes = batch.writes
-        if not self._postgresql or len(writes) == 1:
+        if not self._postgresql:
             for sql, params in writes:
-                self.execute(sql, params)
+                if isinstance(params, list):
+                    self._cursor.executemany(sql.sqlite, params)
+                else:
+                    self.execute(sql, params)
+        elif len(writes) == 1:
+            sql, params = writes[0]
+            assert isinstance(params, dict), "PostgreSQL inserts many rows as one JSON array"
+            self.execute(sql, params)
         elif writes:
             self.execute(_with_all(tuple(sql for sql, _ in writes)), _numbered(writes, "w"))
 
@@ -239,15 +253,13 @@ def _numbered_sql(sql: Statement, prefix: str, index: int) -> str:
     return re.sub(r"%\((\w+)\)s", rf"%({prefix}{index}_\1)s", sql.postgresql)
 
 
-def _numbered(
-    statements: Sequence[tuple[Statement, dict[str, Any]]], prefix: str
-) -> dict[str, Any]:
+def _numbered(statements: Sequence[Write], prefix: str) -> dict[str, Any]:
     """The parameters of combined statements, renamed as ``_numbered_sql`` renames them."""
-    return {
-        f"{prefix}{index}_{name}": value
-        for index, (_, values) in enumerate(statements)
-        for name, value in values.items()
-    }
+    numbered: dict[str, Any] = {}
+    for index, (_, values) in enumerate(statements):
+        assert isinstance(values, dict), "PostgreSQL inserts many rows as one JSON array"
+        numbered.update((f"{prefix}{index}_{name}", value) for name, value in values.items())
+    return numbered
 
 
 @functools.lru_cache(maxsize=256)

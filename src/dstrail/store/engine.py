@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from dstrail.domain.trail import CheckpointPolicy
 from dstrail.errors import InvalidInput
 from dstrail.store.group_commit import GroupCommitWriter
+from dstrail.store.partitions import keep_partitions
 from dstrail.store.repositories import ReadAhead, Repositories
 
 T = TypeVar("T")
@@ -239,10 +240,11 @@ class Store:
             with connection.begin():
                 yield Repositories(connection, checkpoints=self.checkpoints)
 
-    def migrate(self) -> None:
+    def migrate(self, *, now_ms: int | None = None) -> None:
         """Bring the schema to the newest migration; safe from several processes at once (two
         ``dstrail serve`` started together on a new database): one migrates, the others wait
-        for its commit and then find the schema at head."""
+        for its commit and then find the schema at head. Then, on PostgreSQL, the audit
+        table's month partitions through two months after ``now_ms`` (default: now) exist."""
         config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.connect() as connection:
@@ -262,6 +264,8 @@ class Store:
                     )
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        keep_partitions(self.engine, now_ms=now)
 
     def backup_to(self, path: Path, *, overwrite: bool = False) -> int:
         """A consistent copy of the SQLite database, taken while it serves (SQLite's online

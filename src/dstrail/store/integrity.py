@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Table, select, text
 
 from dstrail.domain.trail import (
     SEALED_COLUMNS,
@@ -22,7 +22,7 @@ from dstrail.domain.trail import (
 )
 from dstrail.errors import DstrailError, InvalidInput
 from dstrail.store.driver import DriverCursor, Statement, plain_rows, statement
-from dstrail.store.schema import audit_checkpoints, audit_events
+from dstrail.store.schema import audit_checkpoints, audit_events, audit_tree_hashes
 
 T = TypeVar("T")
 
@@ -135,6 +135,39 @@ def _sign(
     return record
 
 
+def _stored_nodes(
+    db: Connection, table: Table, wanted: set[merkle.NodeId]
+) -> dict[merkle.NodeId, bytes]:
+    """The hashes ``wanted`` that rows of ``table`` (``audit_events`` or ``audit_tree_hashes``:
+    ``seq``, ``leaf_hash``, ``subtree_hashes``) hold."""
+    found: dict[merkle.NodeId, bytes] = {}
+    leaves = sorted(index + 1 for level, index in wanted if level == 0)
+    seq = table.c.seq
+    if leaves:
+        # A run of consecutive leaves (a level-0 tile, a proof's range) is one range scan:
+        # cheaper than expanding hundreds of IN parameters.
+        contiguous = leaves[-1] - leaves[0] + 1 == len(leaves)
+        rows = db.execute(
+            select(seq, table.c.leaf_hash).where(
+                seq.between(leaves[0], leaves[-1]) if contiguous else seq.in_(leaves)
+            )
+        )
+        for number, value in rows:
+            if value is not None:
+                found[(0, int(number) - 1)] = bytes(value)
+    # Node (level L >= 1, index i) is stored by the event that completes it, the last of its
+    # leaves: seq (i + 1) * 2^L, at offset (L - 1) * 32 of that row's subtree_hashes.
+    inner = {((index + 1) << level): (level, index) for level, index in wanted if level > 0}
+    if inner:
+        rows = db.execute(select(seq, table.c.subtree_hashes).where(seq.in_(sorted(inner))))
+        for number, value in rows:
+            level, index = inner[int(number)]
+            start = (level - 1) * merkle.HASH_SIZE
+            if value is not None and len(value) >= start + merkle.HASH_SIZE:
+                found[(level, index)] = bytes(value[start : start + merkle.HASH_SIZE])
+    return found
+
+
 def _record(row: Sequence[Any]) -> CheckpointRecord:
     """A checkpoint of a ``_CHECKPOINT_SELECT`` row (bytea may come as a memoryview)."""
     values = dict(zip((f.name for f in fields(CheckpointRecord)), row, strict=True))
@@ -227,36 +260,12 @@ class IntegrityRepository:
         return int(size), merkle.unpack_frontier(frontier)
 
     def nodes(self, wanted: set[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-        """Stored hashes of perfect subtrees (level 0: the events' leaf hashes)."""
-        found: dict[merkle.NodeId, bytes] = {}
-        leaves = sorted(index + 1 for level, index in wanted if level == 0)
-        if leaves:
-            seq = audit_events.c.seq
-            # A run of consecutive leaves (a level-0 tile, a proof's range) is one range scan:
-            # cheaper than expanding hundreds of IN parameters.
-            contiguous = leaves[-1] - leaves[0] + 1 == len(leaves)
-            rows = self._db.execute(
-                select(seq, audit_events.c.leaf_hash).where(
-                    seq.between(leaves[0], leaves[-1]) if contiguous else seq.in_(leaves)
-                )
-            )
-            for seq, value in rows:
-                if value is not None:
-                    found[(0, int(seq) - 1)] = bytes(value)
-        # Node (level L >= 1, index i) is stored by the event that completes it, the last of its
-        # leaves: seq (i + 1) * 2^L, at offset (L - 1) * 32 of that row's subtree_hashes.
-        inner = {((index + 1) << level): (level, index) for level, index in wanted if level > 0}
-        if inner:
-            rows = self._db.execute(
-                select(audit_events.c.seq, audit_events.c.subtree_hashes).where(
-                    audit_events.c.seq.in_(sorted(inner))
-                )
-            )
-            for seq, value in rows:
-                level, index = inner[int(seq)]
-                start = (level - 1) * merkle.HASH_SIZE
-                if value is not None and len(value) >= start + merkle.HASH_SIZE:
-                    found[(level, index)] = bytes(value[start : start + merkle.HASH_SIZE])
+        """Stored hashes of perfect subtrees (level 0: the events' leaf hashes): from the
+        events' rows, else, for events purged by retention, from the hashes kept of them."""
+        found = _stored_nodes(self._db, audit_events, wanted)
+        missing = wanted - found.keys()
+        if missing:
+            found.update(_stored_nodes(self._db, audit_tree_hashes, missing))
         return found
 
     def _compute(self, compute: Callable[[merkle.NodeReader], T]) -> T:

@@ -12,6 +12,7 @@ from dstrail.store.datasources import DataSourceRepository
 from dstrail.store.driver import DriverReads, Read
 from dstrail.store.integrity import IntegrityRepository
 from dstrail.store.projects import ProjectRepository
+from dstrail.store.retention import RetentionRepository
 from dstrail.store.runs import RunRepository
 from dstrail.store.streams import StreamRepository
 from dstrail.store.transparency import TransparencyRepository
@@ -50,6 +51,7 @@ class Repositories:
         self.integrity = IntegrityRepository(connection, checkpoints)
         self.streams = StreamRepository(connection)
         self.transparency = TransparencyRepository(connection)
+        self.retention = RetentionRepository(connection)
 
     def read_ahead(self, *wanted: ReadAhead) -> None:
         """Read together (one round trip on PostgreSQL) what access decisions are about to

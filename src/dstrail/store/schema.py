@@ -224,3 +224,31 @@ stream_destinations = Table(
     Column("delivered", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False, server_default="0"),
 )
+
+audit_retention = Table(
+    "audit_retention",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("days", Integer, nullable=True),
+    Column("locked", Boolean, nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+    Column("set_by", String(24), nullable=False),
+    # Events 1..purge_through are purged (recorded, archived); 1..removed_through are gone.
+    Column("purge_through", BigInteger, nullable=False),
+    Column("purge_cutoff_ms", BigInteger, nullable=False),
+    Column("removed_through", BigInteger, nullable=False),
+    Column("last_purge_at", BigInteger, nullable=True),
+    Column("last_archive", Text, nullable=False),
+)
+
+audit_tree_hashes = Table(
+    "audit_tree_hashes",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("subtree_hashes", LargeBinary, nullable=True),
+)
+"""The tree hashes of purged events (``leaf_hash``, ``subtree_hashes`` as their rows had):
+proofs and tiles keep working after the bodies are archived and removed."""

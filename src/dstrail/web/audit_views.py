@@ -1,4 +1,6 @@
-"""The audit trail pages: the filtered list with its chart, one event, suggestions, downloads."""
+"""The audit trail pages: the filtered list with its chart, one event, suggestions, downloads.
+Each page and file that shows events is recorded as a read of the trail (``AuditTrailRead``,
+surface ``console``); name suggestions show no event and are not."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from dstrail.domain.trail import (
     EventRow,
     StoredEvent,
 )
-from dstrail.errors import DstrailError, InvalidInput, NotFound
+from dstrail.errors import DstrailError, Forbidden, InvalidInput, NotFound
 from dstrail.services import datasources as datasource_service
 from dstrail.services.auth import Caller, require_audit_reader
+from dstrail.services.trail_reads import Surface, TrailReader, filter_document
 from dstrail.web.chart import Chart, build_chart
 from dstrail.web.deps import SignedInDep
 from dstrail.web.filters import PRESETS, ConsoleFilter, audit_filter_of, parse_console_filter
@@ -75,10 +78,19 @@ def event_view(row: EventRow) -> EventView:
     return EventView._make(row)
 
 
-def _reader(signed_in: SignedInDep) -> Caller:
-    caller = Caller(user=signed_in.user)
-    require_audit_reader(caller)
-    return caller
+def _reader(request: Request, dstrail: Dstrail, signed_in: SignedInDep) -> TrailReader:
+    """The signed-in user as a reader of the trail; ``Forbidden`` for others, recorded."""
+    reader = TrailReader(
+        store=dstrail.store, clock=dstrail.clock, actor=signed_in.user, surface=Surface.CONSOLE,
+        origin={"path": request.url.path},
+    )  # fmt: skip
+    try:
+        require_audit_reader(Caller(user=signed_in.user))
+    except Forbidden:
+        query = request.query_params
+        reader.refused({key: query.getlist(key) for key in query})
+        raise
+    return reader
 
 
 def _console_filter(request: Request) -> ConsoleFilter:
@@ -91,7 +103,7 @@ def _console_filter(request: Request) -> ConsoleFilter:
 @router.get("/audit")
 def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Events newest first, filtered by the URL, with a chart and cursor paging."""
-    _reader(signed_in)
+    reader = _reader(request, dstrail, signed_in)
     now = dstrail.clock()
     console = ConsoleFilter()
     context: dict[str, Any] = {
@@ -117,6 +129,8 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
             audit_filter = audit_filter_of(tx, console, now_ms=now)
             events = read_page(tx, audit_filter, after=after, size=PAGE_SIZE)
             counts = window_counts(tx, audit_filter)
+        asked = filter_document(audit_filter, limit=PAGE_SIZE, cursor=after)
+        reader.record(asked, rows=len(events.rows))
         chart: Chart | None = build_chart(
             counts,
             start_ms=audit_filter.start_ms,
@@ -149,12 +163,13 @@ def audit_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) ->
 @router.get("/audit/events/{seq}")
 def event_page(seq: str, request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """One event: every field and all its metadata."""
-    _reader(signed_in)
+    reader = _reader(request, dstrail, signed_in)
     if not seq.isdigit() or not 1 <= int(seq) <= MAX_SEQ:
         raise NotFound(f"no event with sequence number {seq!r}")
     with dstrail.store.read() as tx:
         row = find_event(tx, int(seq))
         ds = datasource_service.find_any(tx, row.data_source_id)
+    reader.record({"seq": row.seq}, rows=1)
     return page(
         request,
         dstrail,
@@ -168,40 +183,41 @@ def event_page(seq: str, request: Request, dstrail: DstrailDep, signed_in: Signe
 @router.get("/audit/names")
 def name_suggestions(dstrail: DstrailDep, signed_in: SignedInDep, q: str = "") -> JSONResponse:
     """Data source names starting with ``q``: those in the trail and every name ever used
-    (deleted data sources included)."""
-    _reader(signed_in)
+    (deleted data sources included); names, no events, so not a recorded read."""
+    require_audit_reader(Caller(user=signed_in.user))
     prefix = q.rsplit(",", 1)[-1].strip()[:128]
     with dstrail.store.read() as tx:
         names = names_in_trail(tx, prefix, limit=20)
     return JSONResponse(names, headers={"Cache-Control": "no-store"})
 
 
-def _filtered_export(request: Request, dstrail: Dstrail, file_format: str) -> Response:
+def _filtered_export(
+    request: Request, dstrail: Dstrail, reader: TrailReader, file_format: str
+) -> Response:
     console = _console_filter(request)
-    now = dstrail.clock()
     with dstrail.store.read() as tx:
-        audit_filter = audit_filter_of(tx, console, now_ms=now)
-    return filtered_export(dstrail.store, audit_filter, file_format=file_format, now_ms=now)
+        audit_filter = audit_filter_of(tx, console, now_ms=dstrail.clock())
+    return filtered_export(reader, audit_filter, file_format=file_format)
 
 
 @router.get("/audit/export.csv")
 def export_csv(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Exactly the filtered view as CSV (streamed; formula-like cells neutralised)."""
-    _reader(signed_in)
-    return _filtered_export(request, dstrail, "csv")
+    return _filtered_export(request, dstrail, _reader(request, dstrail, signed_in), "csv")
 
 
 @router.get("/audit/export.jsonl")
 def export_jsonl(request: Request, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
     """Exactly the filtered view as JSON lines (streamed)."""
-    _reader(signed_in)
-    return _filtered_export(request, dstrail, "jsonl")
+    return _filtered_export(request, dstrail, _reader(request, dstrail, signed_in), "jsonl")
 
 
 @router.get("/audit/six-months.{extension}")
-def six_months(extension: str, dstrail: DstrailDep, signed_in: SignedInDep) -> Response:
+def six_months(
+    extension: str, request: Request, dstrail: DstrailDep, signed_in: SignedInDep
+) -> Response:
     """Domino's six-month download (its seven kinds): a text file or a JSON file."""
-    _reader(signed_in)
+    reader = _reader(request, dstrail, signed_in)
     if extension in ("txt", "json"):
-        return six_month_file(dstrail.store, as_json=extension == "json", now_ms=dstrail.clock())
+        return six_month_file(reader, as_json=extension == "json")
     raise InvalidInput(f"{extension!r} is not a download; accepted: txt, json")

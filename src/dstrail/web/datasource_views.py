@@ -26,6 +26,7 @@ from dstrail.errors import Conflict, InvalidInput
 from dstrail.services import datasources as service
 from dstrail.services import projects as project_service
 from dstrail.services import users as user_service
+from dstrail.services.trail_reads import Surface, TrailReader, filter_document
 from dstrail.store import Repositories
 from dstrail.web.audit_views import event_view
 from dstrail.web.deps import CheckedFormDep, SignedInDep, field, fields
@@ -204,6 +205,7 @@ def detail_page(
         all_users = user_service.list_users(tx)
         projects = project_service.projects_of(tx, user)
         trail = []
+        own_trail: AuditFilter | None = None
         if user.can_read_audit:
             own_trail = AuditFilter(
                 start_ms=0, end_ms=now, data_source_ids=(ds.id,), event_kinds=tuple(EventKind)
@@ -212,6 +214,12 @@ def detail_page(
                 event_view(row)
                 for row in read_page(tx, own_trail, after=None, size=TRAIL_ROWS).rows
             ]
+    if own_trail is not None:  # its trail shown: a read of the trail, recorded
+        reader = TrailReader(
+            store=dstrail.store, clock=dstrail.clock, actor=user, surface=Surface.CONSOLE,
+            origin={"path": request.url.path},
+        )  # fmt: skip
+        reader.record(filter_document(own_trail, limit=TRAIL_ROWS), rows=len(trail))
     done = request.query_params.get("done", "")
     return page(
         request,

@@ -40,6 +40,12 @@ class EventKind(StrEnum):
     # Who cosigns the trail's checkpoints (C2SP witnesses): dropping one weakens the proof.
     WITNESS_ADDED = "WitnessAdded"
     WITNESS_REMOVED = "WitnessRemoved"
+    # Retention: how long the trail is kept, and each purge of its oldest events.
+    RETENTION_SET = "AuditRetentionPolicySet"
+    RETENTION_REFUSED = "AuditRetentionChangeRefused"
+    TRAIL_PURGED = "AuditTrailPurged"
+    # Reads of the trail itself (PCI DSS 10.2.1, NIST AU-9): who read which filter, how many rows.
+    TRAIL_READ = "AuditTrailRead"
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
@@ -63,10 +69,14 @@ PLATFORM_KINDS: frozenset[EventKind] = frozenset(
         EventKind.STREAM_SECRET_ROTATED,
         EventKind.WITNESS_ADDED,
         EventKind.WITNESS_REMOVED,
+        EventKind.RETENTION_SET,
+        EventKind.RETENTION_REFUSED,
+        EventKind.TRAIL_PURGED,
+        EventKind.TRAIL_READ,
     }
 )
-"""Changes to users, keys, projects, runs, stream destinations and witnesses: their events
-name no data source."""
+"""Changes to users, keys, projects, runs, stream destinations, witnesses and retention, and
+reads of the trail: their events name no data source."""
 DATA_SOURCE_KINDS: frozenset[EventKind] = frozenset(EventKind) - PLATFORM_KINDS
 """Events about one data source: Domino's seven and dstrail's data source extensions."""
 

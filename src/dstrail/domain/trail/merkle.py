@@ -109,6 +109,17 @@ class FrontierBuilder:
         self.frontier: list[bytes] = []
         self.size = 0
 
+    @classmethod
+    def resume(cls, size: int, frontier: Sequence[bytes]) -> FrontierBuilder:
+        """A builder that goes on from a tree of ``size`` leaves whose frontier (the roots of
+        ``frontier_nodes(size)``, in that order) is ``frontier``."""
+        if len(frontier) != size.bit_count():
+            raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
+        builder = cls()
+        builder.frontier = list(frontier)
+        builder.size = size
+        return builder
+
     def add(self, leaf: bytes) -> None:
         """Append a leaf."""
         frontier = self.frontier

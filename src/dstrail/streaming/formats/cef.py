@@ -87,6 +87,10 @@ NAMES: dict[str, str] = {
     EventKind.STREAM_SECRET_ROTATED: "Stream destination secret rotated",
     EventKind.WITNESS_ADDED: "Witness added",
     EventKind.WITNESS_REMOVED: "Witness removed",
+    EventKind.RETENTION_SET: "Audit retention policy set",
+    EventKind.RETENTION_REFUSED: "Audit retention change refused",
+    EventKind.TRAIL_PURGED: "Audit trail purged",
+    EventKind.TRAIL_READ: "Audit trail read",
 }
 """Each kind's Name; a kind not listed (written by a newer dstrail) is named by its words."""
 

@@ -97,7 +97,15 @@ BASE_EVENT: Final = OcsfClass(0, "Base Event", 0, "Uncategorized", {})
 ``actor``, so who did it goes in ``unmapped``."""
 
 READ, QUERY, WRITE, LIST = 1, 4, 5, 8  # Datastore Activity
-CREATE, UPDATE, DELETE, DEACTIVATE, SUSPEND, RESUME = 1, 3, 4, 11, 12, 13  # Entity Management
+CREATE, ENTITY_READ, UPDATE, DELETE, DEACTIVATE, SUSPEND, RESUME = (
+    1,
+    2,
+    3,
+    4,
+    11,
+    12,
+    13,
+)  # Entity Management
 ASSIGN, REVOKE = 1, 2  # User Access Management
 ACCOUNT_CREATE = 1  # Account Change
 
@@ -320,6 +328,21 @@ def _witness_entity(event: Event) -> dict[str, Any]:
     }
 
 
+def _trail_entity(event: Event) -> dict[str, Any]:
+    """The audit trail itself: its retention policy, a purge of its oldest events, a read."""
+    keys = (
+        "days", "locked", "previousDays", "reason", "firstSeq", "lastSeq", "archive",
+        "archiveSha256", "forced", "surface", "filter", "rows", "complete", "refused",
+    )  # fmt: skip
+    return {
+        "uid": "audit-trail",
+        "name": "Audit trail",
+        "type": "Audit Trail",
+        "type_id": OTHER,
+        "data": {key: event.get(key) for key in keys if event.get(key) is not None},
+    }
+
+
 def _change_refused(event: Event) -> Mapped:
     activity = REFUSED_ACTION_ACTIVITY.get(event.get("action"), UPDATE)
     return _entity(activity, _data_source_entity)(event)
@@ -354,6 +377,10 @@ MAPPINGS: Final[dict[str, Callable[[Event], Mapped]]] = {
     EventKind.STREAM_SECRET_ROTATED: _entity(UPDATE, _stream_entity),
     EventKind.WITNESS_ADDED: _entity(CREATE, _witness_entity),
     EventKind.WITNESS_REMOVED: _entity(DELETE, _witness_entity),
+    EventKind.RETENTION_SET: _entity(UPDATE, _trail_entity),
+    EventKind.RETENTION_REFUSED: _entity(UPDATE, _trail_entity),
+    EventKind.TRAIL_PURGED: _entity(DELETE, _trail_entity),
+    EventKind.TRAIL_READ: _entity(ENTITY_READ, _trail_entity),
 }
 """Every kind's mapping (a test holds it to ``EventKind``)."""
 
