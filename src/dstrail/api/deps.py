@@ -19,6 +19,7 @@ from dstrail.services.auth import (
     require_live_token,
 )
 from dstrail.services.trail_reads import TrailReader
+from dstrail.services.users import require_admin
 
 
 async def text_parameters(request: Request) -> None:
@@ -64,6 +65,15 @@ def get_caller(request: Request, dstrail: Annotated[Dstrail, Depends(get_dstrail
 async def get_audit_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """A caller allowed to read the trail; 403 for others (``async``: no I/O)."""
     require_audit_reader(caller)
+    return caller
+
+
+def admin_with_api_key(caller: Caller, *, managing: str) -> Caller:
+    """``caller`` when a SysAdmin with an API key: code inside a run, holding the run's token,
+    may not change what is recorded or where it goes. 403 for anyone else."""
+    if caller.token_run is not None:
+        raise Forbidden(f"{managing} are managed with an API key, not with a run's token")
+    require_admin(caller.user, f"managing {managing}")
     return caller
 
 

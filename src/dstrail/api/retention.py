@@ -9,16 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import ConfigDict, Field, field_validator
 
-from dstrail.api.deps import DstrailDep, get_caller
+from dstrail.api.deps import AuditReaderDep, DstrailDep, admin_with_api_key, get_caller
 from dstrail.api.errors import PUBLIC
 from dstrail.api.schemas import TextBody
 from dstrail.domain.retention import DAYS_RULE, parse_days
 from dstrail.domain.timestamps import format_ms
-from dstrail.errors import Forbidden
 from dstrail.services import retention as retention_service
-from dstrail.services.auth import Caller, require_audit_reader
+from dstrail.services.auth import Caller
 from dstrail.services.retention import PurgeResult, RetentionView
-from dstrail.services.users import require_admin
 
 router = APIRouter(
     prefix="/api/dstrail/v1/retention",
@@ -29,24 +27,10 @@ router = APIRouter(
 
 def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """A SysAdmin with an API key; 403 for anyone else, before the body is read."""
-    if caller.token_run is not None:
-        raise Forbidden("retention is managed with an API key, not with a run's token")
-    require_admin(caller.user, "managing retention")
-    return caller
+    return admin_with_api_key(caller, managing="retention policies")
 
 
 AdminDep = Annotated[Caller, Depends(get_admin)]
-
-
-def get_reader(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-    """A SysAdmin or an Auditor with an API key (the policy is part of the trail's evidence)."""
-    if caller.token_run is not None:
-        raise Forbidden("the retention policy is read with an API key, not with a run's token")
-    require_audit_reader(caller)
-    return caller
-
-
-ReaderDep = Annotated[Caller, Depends(get_reader)]
 
 
 class _Body(TextBody):
@@ -122,7 +106,7 @@ def purge_document(result: PurgeResult) -> dict[str, Any]:
 
 
 @router.get("")
-def get_retention(dstrail: DstrailDep, caller: ReaderDep) -> dict[str, Any]:
+def get_retention(dstrail: DstrailDep, caller: AuditReaderDep) -> dict[str, Any]:
     """The policy, the oldest event kept hot and when the next month leaves the window
     (SysAdmins and Auditors)."""
     view = retention_service.show_retention(

@@ -11,16 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from dstrail.api.deps import DstrailDep, get_caller
+from dstrail.api.deps import DstrailDep, admin_with_api_key, get_caller
 from dstrail.api.errors import PUBLIC
 from dstrail.api.schemas import TextBody
 from dstrail.domain.streams import STREAM_NAME_RULE
 from dstrail.domain.timestamps import ACCEPTED_TIME, parse_iso
-from dstrail.errors import Forbidden
 from dstrail.services import streams as stream_service
 from dstrail.services.auth import Caller
 from dstrail.services.streams import DestinationSpec
-from dstrail.services.users import require_admin
 from dstrail.streaming.checks import check_new_destination
 
 router = APIRouter(
@@ -39,10 +37,7 @@ _WHAT_IT_HOLDS = (
 
 def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """A SysAdmin with an API key; 403 for anyone else, before the body is read."""
-    if caller.token_run is not None:
-        raise Forbidden("stream destinations are managed with an API key, not with a run's token")
-    require_admin(caller.user, "managing stream destinations")
-    return caller
+    return admin_with_api_key(caller, managing="stream destinations")
 
 
 AdminDep = Annotated[Caller, Depends(get_admin)]

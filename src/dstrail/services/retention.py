@@ -288,8 +288,7 @@ def finish_removal(store: Store) -> int:
     start = state.removed_through + 1
     while start <= upto:
         end = min(upto, start + REMOVE_BATCH - 1)
-        with store.write() as tx:
-            tx.retention.copy_hashes(start, end)  # kept already; again costs nothing
+        with store.write() as tx:  # the hashes were kept before the purge was recorded
             removed += tx.retention.remove_rows(start, end)
             tx.retention.mark_removed(end)
         start = end + 1
