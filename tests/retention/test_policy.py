@@ -12,16 +12,14 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from dstrail.cli import main
 from dstrail.context import Dstrail
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import Role
 from dstrail.settings import Settings
-from dstrail.store.schema import audit_events
 from tests.client.conftest import moto_url, s3_client  # noqa: F401 - the session fixture
-from tests.retention.conftest import NOW
+from tests.retention.conftest import NOW, recorded
 from tests.retention.test_purge import MONTHS, PER_MONTH, fill
 from tests.support import Login, make_user
 
@@ -31,16 +29,6 @@ ROUTE = "/api/dstrail/v1/retention"
 @pytest.fixture
 def root(dstrail: Dstrail) -> Login:
     return make_user(dstrail, "root", Role.SYS_ADMIN)
-
-
-def recorded(dstrail: Dstrail, kind: EventKind) -> list[dict[str, str]]:
-    with dstrail.store.engine.connect() as connection:
-        rows = connection.execute(
-            select(audit_events.c.metadata)
-            .where(audit_events.c.event_kind == kind.value)
-            .order_by(audit_events.c.seq)
-        )
-        return [orjson.loads(metadata) for (metadata,) in rows]
 
 
 def put(client: TestClient, login: Login, body: Any) -> Any:

@@ -23,7 +23,7 @@ from dstrail.domain.users import OPERATOR
 from dstrail.services import retention as retention_service
 from dstrail.store.partitions import keep_partitions
 from dstrail.store.schema import audit_events, audit_tree_hashes
-from tests.retention.conftest import NOW
+from tests.retention.conftest import NOW, recorded
 from tests.support import new_event
 
 MONTHS = ("2026-02", "2026-03", "2026-04", "2026-05", "2026-06")
@@ -61,16 +61,6 @@ def documents(dstrail: Dstrail, first: int, last: int) -> list[dict[str, object]
     with dstrail.store.read() as tx:
         rows = tx.integrity.events_after(first - 1, limit=last - first + 1)
     return [orjson.loads(orjson.dumps(event_document(row[:8]))) for row in rows]
-
-
-def kinds(dstrail: Dstrail, kind: EventKind) -> list[dict[str, str]]:
-    with dstrail.store.engine.connect() as connection:
-        rows = connection.execute(
-            select(audit_events.c.metadata)
-            .where(audit_events.c.event_kind == kind.value)
-            .order_by(audit_events.c.seq)
-        )
-        return [orjson.loads(metadata) for (metadata,) in rows]
 
 
 def purge(dstrail: Dstrail, archive: Path, **options: bool) -> retention_service.PurgeResult:
@@ -125,7 +115,7 @@ def test_a_purge_archives_verifies_removes_and_records(dstrail: Dstrail, tmp_pat
         kept = connection.execute(select(func.count()).select_from(audit_tree_hashes)).scalar()
     assert seqs == purged + 1
     assert kept == purged
-    (record,) = kinds(dstrail, EventKind.TRAIL_PURGED)
+    (record,) = recorded(dstrail, EventKind.TRAIL_PURGED)
     assert record["firstSeq"] == "1" and record["lastSeq"] == str(purged)
     assert record["archive"] == str(folder)
     assert record["archiveSha256"] == result.archive.manifest_sha256
@@ -216,7 +206,7 @@ def test_a_lagging_stream_holds_the_purge_back_unless_forced(
     forced = purge(dstrail, tmp_path / "archive", force=True)
     assert (forced.plan.first, forced.plan.last) == (11, 2 * PER_MONTH)
     assert forced.plan.forced_past == ("siem",)
-    first, second = kinds(dstrail, EventKind.TRAIL_PURGED)
+    first, second = recorded(dstrail, EventKind.TRAIL_PURGED)
     assert "forced" not in first
     assert second["forced"] == "true" and second["forcedPastStreams"] == "siem"
     report = verify_store(dstrail.store, public_key=dstrail.signer.public_raw)
