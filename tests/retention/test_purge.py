@@ -272,3 +272,28 @@ def test_entry_bundles_of_purged_events_are_404_and_hash_tiles_stay(
     assert after.status_code == 200 and after.content == before.content
     gone = client.get("/api/dstrail/v1/tlog/tile/entries/000.p/152", headers=root.headers)
     assert gone.status_code == 404 and "purged by the retention policy" in gone.text
+
+
+def test_a_purge_stops_before_an_event_recorded_out_of_time_order(dstrail: Dstrail) -> None:
+    old, young = month_ms("2026-02"), month_ms("2026-05")
+    with dstrail.store.write() as tx:  # a clock that stepped forward, then back
+        for ts in (old, old + 1, young, old + 2, old + 3):
+            tx.audit.record(new_event(ts))
+    with dstrail.store.read() as tx:
+        cutoff = month_ms("2026-04", day=1)
+        assert tx.retention.boundary(cutoff_ms=cutoff, after=0, at_most=5) == 2
+        assert tx.retention.boundary(cutoff_ms=young + 1, after=0, at_most=5) == 5
+        assert tx.retention.boundary(cutoff_ms=cutoff, after=0, at_most=1) == 1
+        assert tx.retention.boundary(cutoff_ms=old, after=0, at_most=5) == 0
+
+
+def test_the_boundary_is_the_first_young_event_in_seq_order_not_in_time_order(
+    dstrail: Dstrail,
+) -> None:
+    old, may, june = month_ms("2026-02"), month_ms("2026-05"), month_ms("2026-06")
+    with dstrail.store.write() as tx:
+        for ts in (old, june, old + 1, may):  # the earliest young event is not the first
+            tx.audit.record(new_event(ts))
+    with dstrail.store.read() as tx:
+        cutoff = month_ms("2026-04", day=1)
+        assert tx.retention.boundary(cutoff_ms=cutoff, after=0, at_most=4) == 1

@@ -87,15 +87,23 @@ class RetentionRepository:
     def boundary(self, *, cutoff_ms: int, after: int, at_most: int) -> int:
         """The largest seq ``b`` (``after`` to ``at_most``) such that every event from
         ``after + 1`` to ``b`` happened before ``cutoff_ms``: a purge removes a prefix of the
-        trail, never an event that an older one follows."""
+        trail, never an event that an older one follows.
+
+        Two index reads: the first young event in time order bounds the answer; below it,
+        only an event recorded out of time order (a clock step back) can be younger."""
         if at_most <= after:
             return after
-        first_young = self._db.execute(
-            select(func.min(audit_events.c.seq)).where(
-                audit_events.c.seq.between(after + 1, at_most), audit_events.c.ts_ms >= cutoff_ms
-            )
+        seq, ts_ms = audit_events.c.seq, audit_events.c.ts_ms
+        first_in_time = self._db.execute(
+            select(seq).where(ts_ms >= cutoff_ms, seq > after).order_by(ts_ms, seq).limit(1)
         ).scalar()
-        return at_most if first_young is None else int(first_young) - 1
+        candidate = at_most if first_in_time is None else min(at_most, int(first_in_time) - 1)
+        if candidate <= after:
+            return after
+        first_young = self._db.execute(
+            select(func.min(seq)).where(seq.between(after + 1, candidate), ts_ms >= cutoff_ms)
+        ).scalar()
+        return candidate if first_young is None else int(first_young) - 1
 
     def oldest_hot(self, after: int) -> tuple[int, int] | None:
         """(seq, ts_ms) of the first event after ``after``, None when there is none."""
