@@ -120,7 +120,7 @@ def set_retention(body: RetentionBody, dstrail: DstrailDep, caller: AdminDep) ->
     """Set the policy; records ``AuditRetentionPolicySet``. A locked policy refuses to be
     shortened, unlocked or removed: 409, nothing changed, ``AuditRetentionChangeRefused``
     recorded."""
-    days = body.days if isinstance(body.days, int) or body.days is None else parse_days(body.days)
+    days = parse_days(body.days)  # already checked: an int, or None for 'forever'
     view = retention_service.set_retention(
         dstrail.store, actor=caller.user, days=days, lock=body.lock, now_ms=dstrail.clock()
     )

@@ -37,8 +37,14 @@ from dstrail.audit.report import Finding, FindingKind
 from dstrail.domain.retention import month_label
 from dstrail.domain.timestamps import format_ms
 from dstrail.domain.trail import (
+    DATA_SOURCE_ID,
+    DATA_SOURCE_NAME,
+    DATA_SOURCE_TYPE,
     ENCODING_VERSION,
+    EVENT_KIND,
     LEAF_HASH,
+    METADATA,
+    PERFORMED_BY,
     SEQ,
     TS_MS,
     CheckpointRecord,
@@ -74,12 +80,12 @@ PARQUET_SCHEMA: Final = pa.schema(
 _FROM_ROW: Final = {
     "seq": SEQ,
     "timestamp": TS_MS,
-    "eventKind": 3,
-    "dataSourceId": 0,
-    "dataSourceName": 1,
-    "dataSourceType": 2,
-    "performedBy": 5,
-    "metadata": 4,
+    "eventKind": EVENT_KIND,
+    "dataSourceId": DATA_SOURCE_ID,
+    "dataSourceName": DATA_SOURCE_NAME,
+    "dataSourceType": DATA_SOURCE_TYPE,
+    "performedBy": PERFORMED_BY,
+    "metadata": METADATA,
 }
 
 

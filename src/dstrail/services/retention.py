@@ -268,12 +268,14 @@ def _record_and_remove(
             return [], 0
         cutoff = plan.cutoff_ms or 0
         whole = tx.retention.droppable_partitions(through=plan.last, cutoff_ms=cutoff)
-        removed = tx.retention.remove_rows_outside(plan.first, plan.last, whole)
+        tx.retention.remove_rows_outside(plan.first, plan.last, whole)
         tx.retention.recount_days(cutoff_ms=cutoff, through=plan.last)
         tx.retention.mark_removed(plan.last)
         # Last: detaching locks the table (appends wait) until the commit just after.
-        removed += tx.retention.drop_partitions(whole, lock_timeout=DETACH_LOCK_TIMEOUT)
-    return [p.name for p in whole], removed
+        tx.retention.drop_partitions(whole, lock_timeout=DETACH_LOCK_TIMEOUT)
+    # Every event of the range went: the triggers let nothing else be deleted, and the
+    # partitions dropped held only events of it.
+    return [p.name for p in whole], plan.events
 
 
 def finish_removal(store: Store) -> int:

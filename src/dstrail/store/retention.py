@@ -163,26 +163,15 @@ class RetentionRepository:
             )
         return int(self._db.execute(query).rowcount or 0)
 
-    def drop_partitions(self, partitions: list[MonthPartition], *, lock_timeout: str) -> int:
-        """Detach and drop ``partitions``; returns the events they held. Detaching locks the
-        whole table until the transaction ends: it waits at most ``lock_timeout`` for readers
-        (then the purge fails and is tried again), and the caller commits right after."""
+    def drop_partitions(self, partitions: list[MonthPartition], *, lock_timeout: str) -> None:
+        """Detach and drop ``partitions``. Detaching locks the whole table until the
+        transaction ends: it waits at most ``lock_timeout`` for readers (then the purge fails
+        and is tried again), and the caller commits right after."""
         if not partitions:
-            return 0
-        events = 0
-        for partition in partitions:
-            events += int(
-                self._db.execute(
-                    select(func.count()).where(
-                        audit_events.c.ts_ms >= partition.start_ms,
-                        audit_events.c.ts_ms < partition.end_ms,
-                    )
-                ).scalar_one()
-            )
+            return
         self._db.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
         for partition in partitions:
             drop_month_partition(self._db, partition.name)
-        return events
 
     def remove_rows(self, first: int, last: int) -> int:
         """Delete events ``first`` to ``last`` (their hashes were copied); how many went."""
