@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 from sqlalchemy import Connection, bindparam, func, or_, select, text
@@ -25,10 +26,19 @@ from dstrail.store.driver import (
     DriverReads,
     InsertInto,
     Read,
+    Statement,
+    json_rows,
     plain_rows,
     statement,
 )
-from dstrail.store.integrity import LOCK_HEAD, Head, extend_tree
+from dstrail.store.integrity import (
+    LOCK_HEAD,
+    Head,
+    HeadHint,
+    TreeGrowth,
+    grow_tree,
+    store_growth,
+)
 from dstrail.store.schema import audit_daily_counts, audit_events
 
 _INSERT_EVENTS = InsertInto(audit_events)
@@ -45,6 +55,61 @@ _NOTE_PROJECT_ACCESS = statement(
 the ``AccessDataSource`` events as they are appended, like the daily counts."""
 
 
+_EVENT_NAMES = ", ".join(column.name for column in audit_events.columns)
+_HINTED_HEAD = (
+    "WITH moved AS (UPDATE audit_head SET size = :size, frontier = :frontier, "
+    "checkpoint_size = :checkpoint_size, checkpoint_ms = :checkpoint_ms WHERE id = 1 AND "
+    "size = :was_size AND checkpoint_size = :was_checkpoint_size AND "
+    "checkpoint_ms = :was_checkpoint_ms RETURNING 1), "
+    f"e AS (INSERT INTO audit_events ({_EVENT_NAMES}) SELECT {_EVENT_NAMES} FROM "
+    "json_populate_recordset(CAST(NULL AS audit_events), CAST(:rows AS json)), moved), "
+    "c AS (INSERT INTO audit_daily_counts (day, event_kind, count) "
+    "SELECT j.day, j.event_kind, j.count FROM json_to_recordset(CAST(:counts AS json)) "
+    "AS j(day integer, event_kind varchar, count bigint), moved "
+    "ON CONFLICT (day, event_kind) DO UPDATE SET count = audit_daily_counts.count + "
+    "EXCLUDED.count)"
+)
+_HINTED_ACCESSED = (
+    ", a AS (UPDATE data_source_projects AS p SET last_accessed = j.ts_ms "
+    "FROM json_to_recordset(CAST(:accessed AS json)) "
+    "AS j(data_source_id varchar, project_id varchar, ts_ms bigint), moved "
+    "WHERE p.data_source_id = j.data_source_id AND p.project_id = j.project_id "
+    "AND p.last_accessed < j.ts_ms)"
+)
+_HINTED_CHECKPOINTS = (
+    ", k AS (INSERT INTO audit_checkpoints (tree_size, root_hash, timestamp_ms, key_id, "
+    "signature, origin) SELECT r.tree_size, r.root_hash, r.timestamp_ms, r.key_id, "
+    "r.signature, r.origin FROM json_populate_recordset(CAST(NULL AS audit_checkpoints), "
+    "CAST(:checkpoints AS json)) AS r, moved)"
+)
+
+
+@functools.cache
+def _hinted_append(*, accessed: bool, checkpoints: bool) -> Statement:
+    """PostgreSQL only (``HeadHint``): one statement whose every write joins ``moved``, the
+    head update, which finds no row (and so writes nothing) unless the head is still as
+    hinted; waiting for a concurrent appender's lock, it re-reads the row as that one
+    committed it. The project-access and checkpoint writes are left out when there are none
+    (four statement texts, each prepared once)."""
+    sql = _HINTED_HEAD
+    if accessed:
+        sql += _HINTED_ACCESSED
+    if checkpoints:
+        sql += _HINTED_CHECKPOINTS
+    return statement(sql + " SELECT count(*) FROM moved")
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """An append worked out on a head: the rows, the tree's growth, the daily counts to add
+    and the last access of each (data source, project) pair."""
+
+    rows: list[dict[str, Any]]
+    growth: TreeGrowth
+    counts: dict[tuple[int, str], int]
+    accessed: dict[tuple[str, str], int]
+
+
 EVENT_SELECT = tuple(audit_events.c[name] for name in EVENT_COLUMNS)
 """What every event read selects: ``EVENT_COLUMNS``, by name."""
 
@@ -59,9 +124,11 @@ class AuditRepository:
         *,
         reads: DriverReads,
         defer_appends: bool = False,
+        head_hint: HeadHint | None = None,
     ) -> None:
         self._db = connection
         self._reads = reads
+        self._hint = head_hint
         self._checkpoints = checkpoints
         self._deferred: list[NewAuditEvent] | None = [] if defer_appends else None
         self.recorded = 0
@@ -121,10 +188,33 @@ class AuditRepository:
         writer on SQLite), so sequence numbers have no gaps and follow commit order. Under
         that lock each event also becomes leaf ``seq`` of the Merkle tree (its leaf hash, the
         subtrees it completes, the new frontier) and, when due, a signed checkpoint is kept.
+        On PostgreSQL, an append that ends its transaction (``then``, the commit) may start
+        from the head this process last committed (``HeadHint``) instead of reading it: its
+        one statement then takes the lock by updating the head only if it is as hinted.
         """
-        head = Head.of(self._reads.first(*self.read_head()))
-        size = head.size
-        rows = [stored_columns(seq, event) for seq, event in enumerate(events, start=size + 1)]
+        grown: Head | None = None
+        hints = self._hint if then is not None else None  # kept only for a known commit
+        hint = hints.take() if hints is not None else None
+        if hints is not None and hint is not None and not self._reads.holds(self.read_head()):
+            grown = self._write_hinted(cursor, hint, events)
+            if grown is None:
+                hints.missed()
+        if grown is None:
+            head = Head.of(self._reads.first(*self.read_head()))
+            grown = self._write(cursor, head, events)
+        if then is not None:
+            then()
+            if hints is not None:
+                hints.keep(grown)
+        return grown.size
+
+    def _columns(self, head: Head, events: Sequence[NewAuditEvent]) -> _Append:
+        rows = [stored_columns(seq, event) for seq, event in enumerate(events, start=head.size + 1)]
+        growth = grow_tree(
+            head, [(row["leaf_hash"], row["ts_ms"]) for row in rows], self._checkpoints
+        )
+        for row, subtree_hashes in zip(rows, growth.subtrees, strict=True):
+            row["subtree_hashes"] = subtree_hashes
         counts: dict[tuple[int, str], int] = {}
         accessed: dict[tuple[str, str], int] = {}
         for event in events:
@@ -133,30 +223,54 @@ class AuditRepository:
             if event.event_kind is EventKind.ACCESS_DATA_SOURCE and event.project_id:
                 pair = (event.data_source_id, event.project_id)
                 accessed[pair] = max(accessed.get(pair, 0), event.timestamp_ms)
-        # Under the head lock: everything else in one statement on PostgreSQL.
+        return _Append(rows=rows, growth=growth, counts=counts, accessed=accessed)
+
+    def _write(self, cursor: DriverCursor, head: Head, events: Sequence[NewAuditEvent]) -> Head:
+        """Write the events onto ``head``, whose row this transaction holds locked."""
+        planned = self._columns(head, events)
+        # Under the head lock: everything in one statement on PostgreSQL.
         writes = cursor.batch()
-        subtrees = extend_tree(
-            writes,
-            size=size,
-            frontier=head.frontier,
-            leaves=[(row["leaf_hash"], row["ts_ms"]) for row in rows],
-            checkpoint_ms=head.checkpoint_ms,
-            policy=self._checkpoints,
-        )
-        for row, subtree_hashes in zip(rows, subtrees, strict=True):
-            row["subtree_hashes"] = subtree_hashes
-        writes.insert(_INSERT_EVENTS, rows)
-        for (day, kind), count in counts.items():
+        store_growth(writes, planned.growth)
+        writes.insert(_INSERT_EVENTS, planned.rows)
+        for (day, kind), count in planned.counts.items():
             writes.execute(_COUNT_DAY, {"day": day, "event_kind": kind, "count": count})
-        for (data_source_id, project_id), ts_ms in accessed.items():
+        for (data_source_id, project_id), ts_ms in planned.accessed.items():
             writes.execute(
                 _NOTE_PROJECT_ACCESS,
                 {"data_source_id": data_source_id, "project_id": project_id, "ts_ms": ts_ms},
             )
         cursor.write_all(writes)
-        if then is not None:
-            then()
-        return int(size) + len(rows)
+        return planned.growth.head
+
+    def _write_hinted(
+        self, cursor: DriverCursor, hint: Head, events: Sequence[NewAuditEvent]
+    ) -> Head | None:
+        """Write the events onto the hinted head in one statement that changes nothing unless
+        the head is still as hinted; the new head, or None when it was not."""
+        planned = self._columns(hint, events)
+        growth = planned.growth
+        params: dict[str, Any] = {
+            **growth.head_values(),
+            "was_size": hint.size,
+            "was_checkpoint_size": hint.checkpoint_size,
+            "was_checkpoint_ms": hint.checkpoint_ms,
+            "rows": json_rows(planned.rows),
+            "counts": json_rows(
+                [{"day": d, "event_kind": k, "count": n} for (d, k), n in planned.counts.items()]
+            ),
+        }
+        if planned.accessed:
+            params["accessed"] = json_rows(
+                [
+                    {"data_source_id": ds, "project_id": project, "ts_ms": ts_ms}
+                    for (ds, project), ts_ms in planned.accessed.items()
+                ]
+            )
+        if growth.checkpoints:
+            params["checkpoints"] = json_rows([asdict(cp) for cp in growth.checkpoints])
+        sql = _hinted_append(accessed=bool(planned.accessed), checkpoints=bool(growth.checkpoints))
+        moved = cursor.first(sql, params)
+        return planned.growth.head if moved is not None and moved[0] == 1 else None
 
     def size(self) -> int:
         """How many events the trail holds."""

@@ -95,13 +95,18 @@ class WriteBatch:
         if len(rows) == 1:
             self.writes.append((into.one_row, rows[0]))
         elif rows and self._postgresql:
-            as_json = orjson.dumps(rows, default=_bytea_text).decode()
-            self.writes.append((into.postgresql_rows, {"rows": as_json}))
+            self.writes.append((into.postgresql_rows, {"rows": json_rows(rows)}))
         elif len(rows) > SQLITE_VALUES_ROWS:
             self.writes.append((into.one_row, list(rows)))
         elif rows:
             values = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in into.columns}
             self.writes.append((into.rows(len(rows)), values))
+
+
+def json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON array for PostgreSQL's ``json_populate_recordset`` (bytes as bytea
+    input reads them)."""
+    return orjson.dumps(rows, default=_bytea_text).decode()
 
 
 def _bytea_text(value: object) -> str:
@@ -231,6 +236,10 @@ class DriverReads:
         assert row is not None
         for key, found in zip(keys, row, strict=True):
             self._ahead[key] = [tuple(found.values()) if found else None, uses[key]]
+
+    def holds(self, read: Read) -> bool:
+        """Whether this read was read ahead and not yet taken."""
+        return _key(*read) in self._ahead
 
     def first(self, sql: Statement, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a query, or None: read ahead, else read now."""

@@ -1,7 +1,8 @@
 """The Merkle tree and signed checkpoints of the audit trail, in SQL.
 
-``extend_tree`` is called by ``AuditRepository.append`` (the one place events are written) in
-the same transaction, under the ``audit_head`` row lock that orders appenders. The hashing
+``grow_tree`` and ``store_growth`` are called by ``AuditRepository.append`` (the one place
+events are written) in the same transaction, under the ``audit_head`` row lock that orders
+appenders. The hashing
 itself is pure code in ``dstrail.domain.trail.merkle``; this module only stores and reads hashes.
 """
 
@@ -34,7 +35,7 @@ _CHECKPOINT_SELECT = tuple(audit_checkpoints.c[f.name] for f in fields(Checkpoin
 _SET_HEAD = statement("UPDATE audit_head SET size = :size, frontier = :frontier WHERE id = 1")
 _SET_HEAD_AND_CHECKPOINT = statement(
     "UPDATE audit_head SET size = :size, frontier = :frontier, "
-    "checkpoint_size = :checkpoint_size, checkpoint_ms = :ms WHERE id = 1"
+    "checkpoint_size = :checkpoint_size, checkpoint_ms = :checkpoint_ms WHERE id = 1"
 )
 _SET_CHECKPOINT = statement(
     "UPDATE audit_head SET checkpoint_size = :size, checkpoint_ms = :ms WHERE id = 1"
@@ -77,6 +78,43 @@ class Head:
         )
 
 
+HINT_REST_AFTER_MISS = 64
+"""After a head hint proved stale (another process appended), this many appends read the head
+under lock before the hint is tried again: where writers alternate, each miss costs a wasted
+statement, so they are kept rare."""
+
+
+class HeadHint:
+    """The audit head as this process last committed it, for PostgreSQL appends: one that
+    starts from it skips reading the head under lock (a round trip of its own) and updates the
+    head only if it is still as hinted, in the one statement that writes the events; when
+    another writer moved it, that statement writes nothing and the append reads the head under
+    lock and writes again. A hint is never trusted: a stale one costs one statement."""
+
+    __slots__ = ("_head", "_rest")
+
+    def __init__(self) -> None:
+        self._head: Head | None = None
+        self._rest = 0
+
+    def take(self) -> Head | None:
+        """The hinted head, or None: none known, or resting after a miss."""
+        if self._rest:
+            self._rest -= 1
+            return None
+        head, self._head = self._head, None
+        return head
+
+    def keep(self, head: Head) -> None:
+        """The head as just committed."""
+        self._head = head
+
+    def missed(self) -> None:
+        """The hint was stale: rest before trusting one again."""
+        self._head = None
+        self._rest = HINT_REST_AFTER_MISS
+
+
 class Executes(Protocol):
     """Runs (or collects) statements: a ``DriverCursor`` or a ``WriteBatch``."""
 
@@ -85,23 +123,33 @@ class Executes(Protocol):
         ...
 
 
-def extend_tree(
-    db: Executes,
-    *,
-    size: int,
-    frontier: bytes | None,
-    leaves: Sequence[tuple[bytes, int]],
-    checkpoint_ms: int,
-    policy: CheckpointPolicy | None,
-) -> list[bytes | None]:
-    """Add leaves number ``size + 1``, ``size + 2``... (each a leaf hash and the time of its
-    event) to the tree of ``size`` leaves whose frontier is ``frontier``: store the new head
-    (size and frontier) and, when due, checkpoints. O(log n) per leaf, reading no old rows.
-    The caller holds the head row lock.
+@dataclass(frozen=True, slots=True)
+class TreeGrowth:
+    """What adding leaves to the tree made: each leaf's ``subtree_hashes`` (levels 1, 2...
+    concatenated, None for none), the new head, and the checkpoints signed on the way."""
 
-    Returns, for each leaf, the hashes of the subtrees it completes (``subtree_hashes``), which
-    the caller stores in that event's own row: levels 1, 2... concatenated, None for none."""
-    hashes = merkle.unpack_frontier(frontier)
+    subtrees: list[bytes | None]
+    head: Head
+    checkpoints: list[CheckpointRecord]
+
+    def head_values(self) -> dict[str, Any]:
+        """The new head as the parameters of a head update."""
+        return {
+            "size": self.head.size,
+            "frontier": self.head.frontier,
+            "checkpoint_size": self.head.checkpoint_size,
+            "checkpoint_ms": self.head.checkpoint_ms,
+        }
+
+
+def grow_tree(
+    head: Head, leaves: Sequence[tuple[bytes, int]], policy: CheckpointPolicy | None
+) -> TreeGrowth:
+    """Add leaves number ``size + 1``, ``size + 2``... (each a leaf hash and the time of its
+    event) to the tree ``head`` describes, signing checkpoints when due; writes nothing.
+    O(log n) per leaf, reading no old rows."""
+    hashes = merkle.unpack_frontier(head.frontier)
+    size, checkpoint_size, checkpoint_ms = head.size, head.checkpoint_size, head.checkpoint_ms
     if len(hashes) != size.bit_count():
         # A loader that wrote events around dstrail left the head without its frontier:
         # refuse rather than extend a tree that no longer matches its events.
@@ -109,22 +157,34 @@ def extend_tree(
             f"the audit tree head is inconsistent (size {size}, {len(hashes)} frontier "
             "hashes); run `dstrail audit verify` (docs/integrity.md, bulk loaders)"
         )
-    checkpoint_size: int | None = None
     subtrees: list[bytes | None] = []
+    checkpoints: list[CheckpointRecord] = []
     for leaf, now_ms in leaves:
         hashes, completed = merkle.append_leaf(hashes, size, leaf)
         size += 1
         subtrees.append(b"".join(value for _, _, value in completed) if completed else None)
         if policy is not None and policy.due(size=size, now_ms=now_ms, last_ms=checkpoint_ms):
-            _sign(db, policy, size=size, root=merkle.root_of_frontier(hashes), now_ms=now_ms)
+            root = merkle.root_of_frontier(hashes)
+            checkpoints.append(policy.sign(tree_size=size, root_hash=root, now_ms=now_ms))
             checkpoint_size, checkpoint_ms = size, now_ms
-    head = {"frontier": merkle.pack_frontier(hashes), "size": size}
-    if checkpoint_size is None:
-        db.execute(_SET_HEAD, head)
+    grown = Head(
+        size=size,
+        frontier=merkle.pack_frontier(hashes),
+        checkpoint_size=checkpoint_size,
+        checkpoint_ms=checkpoint_ms,
+    )
+    return TreeGrowth(subtrees=subtrees, head=grown, checkpoints=checkpoints)
+
+
+def store_growth(db: Executes, growth: TreeGrowth) -> None:
+    """Store the new head and the checkpoints signed of a ``grow_tree``; the caller holds the
+    head row lock."""
+    for record in growth.checkpoints:
+        db.execute(_INSERT_CHECKPOINT, asdict(record))
+    if growth.checkpoints:
+        db.execute(_SET_HEAD_AND_CHECKPOINT, growth.head_values())
     else:
-        head.update(checkpoint_size=checkpoint_size, ms=checkpoint_ms)
-        db.execute(_SET_HEAD_AND_CHECKPOINT, head)
-    return subtrees
+        db.execute(_SET_HEAD, {"frontier": growth.head.frontier, "size": growth.head.size})
 
 
 def _sign(

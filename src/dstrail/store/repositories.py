@@ -10,7 +10,7 @@ from dstrail.domain.trail import CheckpointPolicy
 from dstrail.store.audit import AuditRepository
 from dstrail.store.datasources import DataSourceRepository
 from dstrail.store.driver import DriverReads, Read
-from dstrail.store.integrity import IntegrityRepository
+from dstrail.store.integrity import HeadHint, IntegrityRepository
 from dstrail.store.projects import ProjectRepository
 from dstrail.store.retention import RetentionRepository
 from dstrail.store.runs import RunRepository
@@ -38,6 +38,7 @@ class Repositories:
         *,
         checkpoints: CheckpointPolicy | None = None,
         defer_appends: bool = False,
+        head_hint: HeadHint | None = None,
     ) -> None:
         self.connection = connection
         self._reads = DriverReads(connection)
@@ -46,7 +47,11 @@ class Repositories:
         self.runs = RunRepository(connection, self._reads)
         self.data_sources = DataSourceRepository(connection, self._reads)
         self.audit = AuditRepository(
-            connection, checkpoints, reads=self._reads, defer_appends=defer_appends
+            connection,
+            checkpoints,
+            reads=self._reads,
+            defer_appends=defer_appends,
+            head_hint=head_hint,
         )
         self.integrity = IntegrityRepository(connection, checkpoints)
         self.streams = StreamRepository(connection)
