@@ -727,7 +727,13 @@ def running_server(
         str(data_dir),
     ]
     log.unlink(missing_ok=True)
-    with server_process(command, f"http://127.0.0.1:{port}", log, on_start=on_start) as base:
+    # The store was bulk-loaded, not appended: the forensics follower would replay all of it
+    # in the background while the reads are timed (a server that appended its events keeps
+    # up as they come). Held off, as a deployment that set the interval to an hour would be.
+    env = {**os.environ, "DSTRAIL_FORENSICS_FOLLOW_SECONDS": "3600"}
+    with server_process(
+        command, f"http://127.0.0.1:{port}", log, env=env, on_start=on_start
+    ) as base:
         yield base
 
 

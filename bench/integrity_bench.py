@@ -412,8 +412,11 @@ def free_port() -> int:
 
 
 def environment() -> dict[str, str]:
-    """This environment without any DSTRAIL_ setting: the flags say everything."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DSTRAIL_")}
+    """This environment without any DSTRAIL_ setting (the flags say everything), but the
+    forensics follower held off: the store was bulk-loaded, and replaying it in the
+    background would run beside what is timed."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("DSTRAIL_")}
+    return {**kept, "DSTRAIL_FORENSICS_FOLLOW_SECONDS": "3600"}
 
 
 def dstrail_cli(*args: str, url: str, data_dir: Path) -> list[str]:

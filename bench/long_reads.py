@@ -63,6 +63,7 @@ from dstrail.audit.serialize import CSV_COLUMNS
 from dstrail.domain.audit_filter import AuditFilter, Cursor
 from dstrail.domain.timestamps import DAY_MS, format_ms
 from dstrail.domain.trail import EXTENSION_KINDS
+from dstrail.services.names import NAME_COLUMNS
 from dstrail.store import Store
 from support import partitions_since
 
@@ -258,22 +259,74 @@ def raw_text_pieces(batches: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]
 
 
 def with_username(sql: str) -> str:
-    """``RAW_SQL`` selecting ``performed_by_username`` too (a CSV column)."""
+    """``RAW_SQL`` selecting ``performed_by_username`` and ``seq`` too (CSV columns)."""
     selected = "performed_by, ts_ms FROM"
     assert selected in sql
-    return sql.replace(selected, "performed_by, ts_ms, performed_by_username FROM", 1)
+    return sql.replace(selected, "performed_by, ts_ms, performed_by_username, seq FROM", 1)
 
 
-def raw_csv_pieces(batches: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """``with_username(RAW_SQL)`` rows as the export's CSV, with the csv module. Cells are not
-    neutralised: none of the generated data starts like a formula, so the bytes are the same."""
+@dataclass(frozen=True)
+class RawNames:
+    """Every username, project name and run type, read once: the export's name columns."""
+
+    users: dict[str, str]
+    projects: dict[str, str]
+    run_types: dict[str, str]
+
+    @classmethod
+    def read(cls, backend: Backend, conn: Any) -> RawNames:
+        def pairs(sql: str) -> dict[str, str]:
+            return {str(k): str(v) for k, v in backend.raw_select(conn, sql, [])}
+
+        return cls(
+            users=pairs("SELECT id, username FROM users"),
+            projects=pairs("SELECT id, name FROM projects"),
+            run_types=pairs("SELECT id, run_type FROM runs"),
+        )
+
+    def columns(self, metadata: str) -> tuple[str, ...]:
+        """``projectId, projectName, runId, runLabel, addedUsernames, removedUsernames``."""
+        meta = orjson.loads(metadata)
+        project_id, run_id = meta.get("projectId", ""), meta.get("runId", "")
+        run_type = self.run_types.get(run_id) or meta.get("runType", "")
+        short = run_id if len(run_id) <= 8 else "…" + run_id[-8:]
+        users = self.users
+
+        def names(value: str) -> str:
+            return ", ".join(users.get(i, i) for i in (v.strip() for v in value.split(",")) if i)
+
+        return (
+            project_id,
+            self.projects.get(project_id) or meta.get("projectName", ""),
+            run_id,
+            f"{run_type} {short}".strip() if run_id and run_type else "",
+            names(meta.get("addedUserIds", "")),
+            names(meta.get("removedUserIds", "")),
+        )
+
+
+def raw_csv_pieces(batches: Iterable[list[tuple[Any, ...]]], names: RawNames) -> Iterator[bytes]:
+    """``with_username(RAW_SQL)`` rows as the export's CSV (the stored fields, ``seq`` and the
+    name columns), with the csv module. Cells are not neutralised: none of the generated data
+    starts like a formula, so the bytes are the same."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow((*CSV_COLUMNS, "seq", *NAME_COLUMNS))
     for rows in batches:
         writer.writerows(
-            (iso_ms(ts_ms), kind, ds_name, ds_id, ds_type, performed_by, username, metadata)
-            for ds_id, ds_name, ds_type, kind, metadata, performed_by, ts_ms, username in rows
+            (
+                iso_ms(ts_ms),
+                kind,
+                ds_name,
+                ds_id,
+                ds_type,
+                performed_by,
+                username,
+                metadata,
+                seq,
+                *names.columns(metadata),
+            )
+            for ds_id, ds_name, ds_type, kind, metadata, performed_by, ts_ms, username, seq in rows
         )
         yield buffer.getvalue().encode()
         buffer.seek(0)
@@ -415,7 +468,7 @@ def long_reads(backend: Backend, conn: Any, plan: Plan, now_ms: int) -> list[Lon
                 "format": "csv",
             },
             marker=b"\r\n",
-            raw=lambda: raw_csv_pieces(export_rows()),
+            raw=lambda: raw_csv_pieces(export_rows(), RawNames.read(backend, conn)),
             reps=plan.export_reps,
         ),
     ]

@@ -78,6 +78,7 @@ from long_reads import (
     RAW_BATCH,
     SPAN_DAYS,
     Generation,
+    RawNames,
     Timed,
     bench_filter,
     event_batches,
@@ -498,7 +499,7 @@ def bench_long_reads(
                 EXPORT_PATH,
                 {"startTime": format_ms(start), "endTime": format_ms(now_ms), "format": "csv"},
                 b"\r\n",
-                lambda rows=export_rows: raw_csv_pieces(rows()),
+                lambda rows=export_rows: raw_csv_pieces(rows(), RawNames.read(backend, conn)),
                 digest=True,
             )
         )

@@ -10,9 +10,10 @@ import dstrail
 
 SOURCE = Path(dstrail.__file__).parent
 ENTRY_POINTS = ("api", "web", "cli", "proxy", "app.py", "demo.py")
-REPOSITORY_CALL = re.compile(
-    r"\btx\.(audit|users|runs|projects|data_sources|integrity|connection)\b"
+REPOSITORIES = re.findall(
+    r"self\.(\w+) = \w+Repository\(", (SOURCE / "store" / "repositories.py").read_text()
 )
+REPOSITORY_CALL = re.compile(rf"\btx\.({'|'.join([*REPOSITORIES, 'connection'])})\b")
 
 
 def test_no_entry_point_touches_a_repository() -> None:
@@ -27,5 +28,7 @@ def test_no_entry_point_touches_a_repository() -> None:
 
 
 def test_the_check_sees_a_repository_call() -> None:
+    assert {"audit", "users", "forensics", "findings", "retention"} <= set(REPOSITORIES)
     assert REPOSITORY_CALL.search("        rows = tx.audit.page(audit_filter)")
+    assert REPOSITORY_CALL.search("        found = tx.findings.add(found)")
     assert not REPOSITORY_CALL.search("        rows = read_page(tx, audit_filter)")

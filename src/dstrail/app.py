@@ -10,6 +10,8 @@ from dstrail.api import (
     access,
     audit,
     datasources,
+    findings,
+    forensics,
     integrity,
     metrics,
     platform,
@@ -53,6 +55,8 @@ def create_app(dstrail: Dstrail) -> FastAPI:
         platform.router,
         streams.router,
         retention.router,
+        forensics.router,
+        findings.router,
         metrics.router,
         *access.routers,
     ):

@@ -87,12 +87,117 @@ class Settings(BaseSettings):
     stream_poll_seconds: float = Field(default=0.1, ge=0.01, le=60)
     stream_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     stream_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    forensics_follow_seconds: float = Field(
+        default=1.0, ge=0.05, le=3600,
+        description="how often `dstrail serve` brings the forensics state (entitlements, "
+        "timelines, findings) up to the trail's head; every forensics answer catches up first",
+    )  # fmt: skip
+    forensics_batch_events: int = Field(
+        default=2000, ge=10, le=100_000,
+        description="events the forensics follower takes in one transaction",
+    )  # fmt: skip
     metrics_token: str | None = Field(
         default=None,
         description="a bearer token Prometheus scrapes /metrics with (else: the API key of a "
         "SysAdmin or Auditor)",
         repr=False,
     )
+    # Detection rules (docs/forensics.md, "Detection rules"): each rule's thresholds.
+    forensics_first_access_lookback_days: float = Field(
+        default=45.0, gt=0, le=3650,
+        description="firstAccess: an access is a first one when the user has not reached the "
+        "data source in this many days",
+    )  # fmt: skip
+    forensics_first_access_user_grace_days: float = Field(
+        default=14.0, ge=0, le=3650,
+        description="firstAccess: users created fewer days ago than this (new joiners) are not "
+        "reported",
+    )  # fmt: skip
+    forensics_first_access_grant_grace_days: float = Field(
+        default=14.0, ge=0, le=3650,
+        description="firstAccess: nor are users whose oldest grant in force is younger than "
+        "this (a fresh grant explains a first access)",
+    )  # fmt: skip
+    forensics_revocation_window_hours: float = Field(
+        default=72.0, gt=0, le=87600,
+        description="accessAfterRevocation: a refused attempt this soon after the user lost "
+        "access to the data source is reported",
+    )  # fmt: skip
+    forensics_volume_factor: float = Field(
+        default=4.0, gt=1, le=1000,
+        description="volumeSpike: an hour's accesses of a user to a data source above this "
+        "many times their own peak hour are reported",
+    )  # fmt: skip
+    forensics_volume_min_events: int = Field(
+        default=60, ge=1,
+        description="volumeSpike: and at least this many accesses in the hour",
+    )  # fmt: skip
+    forensics_volume_min_hours: int = Field(
+        default=8, ge=0,
+        description="volumeSpike: the user must have reached the data source in this many "
+        "earlier hours (their baseline)",
+    )  # fmt: skip
+    forensics_volume_half_life_days: float = Field(
+        default=60.0, gt=0, le=3650,
+        description="volumeSpike: the peak hour counts half as much after this many days",
+    )  # fmt: skip
+    forensics_refused_window_minutes: float = Field(
+        default=10.0, gt=0, le=10080,
+        description="refusedBurst: the sliding window refused attempts are counted in",
+    )  # fmt: skip
+    forensics_refused_user_count: int = Field(
+        default=8, ge=2,
+        description="refusedBurst: this many refused attempts by one user in the window",
+    )  # fmt: skip
+    forensics_refused_source_count: int = Field(
+        default=8, ge=2,
+        description="refusedBurst: or this many on one data source in the window, ...",
+    )  # fmt: skip
+    forensics_refused_source_users: int = Field(
+        default=3, ge=1,
+        description="refusedBurst: ... by at least this many users",
+    )  # fmt: skip
+    forensics_everyone_credential_types: str = Field(
+        default="Shared",
+        description="everyoneShare: the credential types (comma separated: Shared, "
+        "Individual) of the data sources whose share with everyone is reported",
+    )
+    forensics_transfer_delete_hours: float = Field(
+        default=48.0, gt=0, le=87600,
+        description="transferThenDelete: a deletion this soon after an ownership transfer is "
+        "reported",
+    )  # fmt: skip
+    forensics_unusual_hour_max_share: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="unusualHour: an hour of the day (UTC, with the two hours either side) "
+        "holding at most this share of the user's active hours is unusual for them",
+    )  # fmt: skip
+    forensics_unusual_hour_min_hours: int = Field(
+        default=100, ge=1,
+        description="unusualHour: the user must have this many active hours of history",
+    )  # fmt: skip
+    forensics_unusual_hour_min_days: int = Field(
+        default=14, ge=1,
+        description="unusualHour: over at least this many days",
+    )  # fmt: skip
+    forensics_unusual_hour_cooldown_hours: float = Field(
+        default=12.0, ge=0, le=87600,
+        description="unusualHour: at most one finding per user in this many hours",
+    )  # fmt: skip
+    forensics_unusual_hour_run_types: str = Field(
+        default="Workspace,none",
+        description="unusualHour: the run types whose accesses are a person at work (comma "
+        "separated; none: outside any run); scheduled jobs, apps and model APIs run at any hour",
+    )
+    forensics_new_run_type_min_accesses: int = Field(
+        default=200, ge=0,
+        description="newRunType: a data source must have been accessed this many times before "
+        "a run type new to it is reported",
+    )  # fmt: skip
+    forensics_new_run_type_min_age_days: float = Field(
+        default=14.0, ge=0, le=3650,
+        description="newRunType: and be at least this many days old",
+    )  # fmt: skip
 
     @field_validator("stream_workers", mode="before")
     @classmethod

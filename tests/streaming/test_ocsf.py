@@ -2,12 +2,14 @@
 and checked against OCSF 1.5.0.
 
 ``py-ocsf-models`` 0.10 implements OCSF 1.5.0's base event, its objects and the Findings
-classes only (2003, 2004, 2007), not the four classes dstrail writes. So every record is
+classes only (2003, 2004, 2007), not the other four classes dstrail writes. So every record is
 validated twice: with the library's ``BaseEvent`` model (metadata, product, severity and
-status) and ``ResourceDetails`` model (the resources), and against the class rules below,
+status; a finding with its ``DetectionFinding`` model) and ``ResourceDetails`` model (the
+resources), and against the class rules below,
 copied from the OCSF 1.5.0 schema files (``events/application/datastore_activity.json``,
 ``events/iam/{entity_management,user_access,account_change,iam}.json``,
-``events/base_event.json`` and the objects they name): required attributes, the attributes a
+``events/findings/{detection_finding,finding}.json``, ``events/base_event.json`` and the
+objects they name): required attributes, the attributes a
 class defines (nothing else may appear), ``activity_id`` enums and ``at_least_one``
 constraints.
 """
@@ -21,6 +23,7 @@ import orjson
 import py_ocsf_models
 import pytest
 from py_ocsf_models.events.base_event import BaseEvent
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from py_ocsf_models.objects.resource_details import ResourceDetails
 
 from dstrail import __version__
@@ -103,6 +106,19 @@ CLASSES: dict[int, dict[str, Any]] = {
         "at_least_one": (),
         "activities": {1: "Assign Privileges", 2: "Revoke Privileges"},
     },
+    2004: {
+        "name": "Detection Finding",
+        "category": (2, "Findings"),
+        "attributes": BASE_ATTRIBUTES | names(
+            "anomaly_analyses comment confidence confidence_id confidence_score device "
+            "evidences finding_info impact impact_id impact_score is_alert malware "
+            "malware_scan_info remediation resources risk_details risk_level risk_level_id "
+            "risk_score vendor_attributes vulnerabilities"
+        ),
+        "required": BASE_REQUIRED | {"finding_info"},
+        "at_least_one": (),
+        "activities": {1: "Create", 2: "Update", 3: "Close"},
+    },
     0: {
         "name": "Base Event",
         "category": (0, "Uncategorized"),
@@ -179,6 +195,24 @@ OBJECTS: dict[str, dict[str, Any]] = {
         "required": set(),
         "at_least_one": ("name", "uid"),
     },
+    "finding_info": {
+        "attributes": names(
+            "analytic attacks created_time data_sources desc first_seen_time kill_chain "
+            "last_seen_time modified_time product product_uid related_analytics related_events "
+            "related_events_count src_url tags title traits types uid uid_alt"
+        ),
+        "required": {"uid"},
+        "at_least_one": (),
+    },
+    "evidences": {
+        "attributes": names(
+            "actor api connection_info container data database databucket device dst_endpoint "
+            "email file http_request http_response ja4_fingerprint_list job name process query "
+            "resources script src_endpoint tls uid url user verdict verdict_id"
+        ),
+        "required": set(),
+        "at_least_one": ("name", "uid"),
+    },
     "metadata": {
         "attributes": names(
             "correlation_uid debug event_code extension extensions labels log_level log_name "
@@ -214,6 +248,9 @@ def check_object(kind: str, value: Any, where: str) -> None:
 def check_ocsf(record: dict[str, Any]) -> None:
     """Fails unless ``record`` is a valid OCSF 1.5.0 event of its class."""
     BaseEvent.model_validate(record)  # py-ocsf-models: metadata, product, severity, status
+    finding = record["class_uid"] == 2004
+    if finding:
+        DetectionFinding.model_validate(record)
     spec = CLASSES[record["class_uid"]]
     assert set(record) <= spec["attributes"], f"unknown {set(record) - spec['attributes']}"
     assert spec["required"] <= set(record), f"missing {spec['required'] - set(record)}"
@@ -231,8 +268,20 @@ def check_ocsf(record: dict[str, Any]) -> None:
     other = activity == 99 and record["class_uid"] != 0
     caption = "Other" if other else record["activity_name"]
     assert record["type_name"] == f"{spec['name']}: {caption}"
-    assert record["severity_id"] in {1, 3}
-    assert (record["status_id"], record["status"]) in {(1, "Success"), (2, "Failure")}
+    if finding:  # its own severity; New, or acknowledged (Other)
+        assert (record["severity_id"], record["severity"]) in {
+            (2, "Low"),
+            (3, "Medium"),
+            (4, "High"),
+        }
+        assert (record["status_id"], record["status"]) in {(1, "New"), (99, "Acknowledged")}
+        check_object("finding_info", record["finding_info"], "finding_info")
+        for index, evidence in enumerate(record.get("evidences", [])):
+            check_object("evidences", evidence, f"evidences[{index}]")
+            check_object("user", evidence["user"], f"evidences[{index}].user")
+    else:
+        assert record["severity_id"] in {1, 3}
+        assert (record["status_id"], record["status"]) in {(1, "Success"), (2, "Failure")}
     assert isinstance(record["time"], int)
     assert record["metadata"]["version"] == py_ocsf_models.OCSF_VERSION
     check_object("metadata", record["metadata"], "metadata")
@@ -574,6 +623,21 @@ EVERY_KIND: dict[EventKind, tuple[SealedRow, int, int]] = {
     EventKind.TRAIL_READ: (
         row("AuditTrailRead", {"filter": "{}", "rows": "3"}, ds=NO_DS), 3004, 2,
     ),
+    EventKind.FINDING_RAISED: (
+        row("ForensicFindingRaised", {
+            "findingId": "f" * 24, "rule": "accessWithoutGrant", "severity": "high",
+            "summary": "bob accessed sales-db although the trail shows no grant",
+            "userId": "b" * 24, "username": "bob", "dataSourceId": DS[0],
+            "dataSourceName": DS[1], "seqs": "5", "firstSeq": "5", "lastSeq": "5",
+            "time": "2023-08-23T21:40:20.000Z", "details": "{}",
+        }, ds=NO_DS), 2004, 1,
+    ),
+    EventKind.FINDING_ACKNOWLEDGED: (
+        row("ForensicFindingAcknowledged", {
+            "findingId": "f" * 24, "rule": "accessWithoutGrant", "severity": "high",
+            "note": "bob's grant was restored by hand; fixed",
+        }, ds=NO_DS), 2004, 2,
+    ),
 }  # fmt: skip
 
 
@@ -592,8 +656,11 @@ def test_each_kind_becomes_a_valid_event_of_its_class(kind: EventKind) -> None:
     assert record["time"] == 1_692_826_821_669
     assert record["metadata"]["uid"] == "00" * 32
     assert record["metadata"]["sequence"] == 7
-    assert record["actor"]["user"] == {"uid": ALICE, "name": "alice"}
-    expected_unmapped = {"metadata": orjson.loads(source[4])}
+    expected_unmapped: dict[str, Any] = {"metadata": orjson.loads(source[4])}
+    if class_uid == 2004:  # no actor in the class
+        expected_unmapped["actor"] = {"user": {"uid": ALICE, "name": "alice"}}
+    else:
+        assert record["actor"]["user"] == {"uid": ALICE, "name": "alice"}
     if source[2]:
         expected_unmapped["dataSourceType"] = source[2]
     assert record["unmapped"] == expected_unmapped
@@ -691,6 +758,37 @@ def test_a_permission_change_assigns_or_revokes(
     assert (record["activity_id"], record["activity_name"]) == (activity, name)
     assert record["user"] == user
     assert record["unmapped"]["metadata"] == {"performedByUsername": "alice", **metadata}
+
+
+def test_a_finding_is_a_detection_finding_with_its_severity_rule_and_events() -> None:
+    raised, acknowledged = decoded(
+        [EVERY_KIND[EventKind.FINDING_RAISED][0], EVERY_KIND[EventKind.FINDING_ACKNOWLEDGED][0]]
+    )
+    for record in (raised, acknowledged):
+        check_ocsf(record)
+        assert (record["severity_id"], record["severity"]) == (4, "High")
+        assert "actor" not in record
+        assert record["unmapped"]["actor"] == {"user": {"uid": ALICE, "name": "alice"}}
+    assert (raised["activity_name"], raised["status"], raised["is_alert"]) == (
+        "Create",
+        "New",
+        True,
+    )
+    assert raised["finding_info"] == {
+        "uid": "f" * 24, "title": "bob accessed sales-db although the trail shows no grant",
+        "types": ["accessWithoutGrant"],
+        "analytic": {"name": "accessWithoutGrant", "uid": "accessWithoutGrant", "type_id": 1,
+                     "type": "Rule"},
+        "last_seen_time": 1_692_826_820_000, "related_events": [{"uid": "5"}],
+        "related_events_count": 1,
+    }  # fmt: skip
+    assert raised["resources"] == [{"uid": DS[0], "name": DS[1], "type": "Data Source"}]
+    assert raised["evidences"] == [{"name": "user", "user": {"uid": "b" * 24, "name": "bob"}}]
+    assert (acknowledged["activity_name"], acknowledged["status_id"]) == ("Update", 99)
+    assert acknowledged["status"] == "Acknowledged"
+    assert acknowledged["comment"] == "bob's grant was restored by hand; fixed"
+    assert acknowledged["finding_info"]["uid"] == "f" * 24
+    assert "is_alert" not in acknowledged
 
 
 def test_a_kind_this_version_does_not_know_is_a_base_event() -> None:

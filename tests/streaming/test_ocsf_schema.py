@@ -215,6 +215,7 @@ def test_the_schema_is_ocsf_1_5_0_with_the_classes_dstrail_writes() -> None:
     assert loaded.version == OCSF_VERSION == "1.5.0"
     assert {event.uid: name for name, event in loaded.classes.items()} == {
         0: "base_event",
+        2004: "detection_finding",
         3001: "account_change",
         3004: "entity_management",
         3005: "user_access",

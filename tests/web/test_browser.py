@@ -23,13 +23,13 @@ from dstrail.services import datasources as ds_service
 from dstrail.settings import Settings
 from tests.conftest import _pg_admin, _pg_url
 from tests.support import Login, make_user
-from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, serving
+from tests.web.browser import serving
 from tests.web.support import access, create_ds, project_and_run
 
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the dev extra installs it
     if os.environ.get("CI") == "true":
         raise
@@ -109,19 +109,6 @@ def site(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
     dstrail.store.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("/usr/bin/chromium is required under CI=true (.ci/run installs it)")
-        pytest.skip("Debian's chromium is not installed")
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies) at desktop width."""
@@ -165,7 +152,7 @@ def test_presets_filters_paging_and_detail(page: Page, site: Site) -> None:
     sign_in(page, site, site.admin, "/audit")
     expect(page.locator("h1")).to_have_text("Audit trail")
     expect(page.locator("#total")).to_have_text("71")  # 7 days: lake-ds created, 70 accesses
-    expect(page.locator("table.events time + .local").first).to_contain_text("GMT+9")
+    expect(page.locator("table.events td.when .local").first).to_contain_text("GMT+9")
     assert rows(page) == 50
     page.click("#older")
     expect(page.locator("#newest")).to_be_visible()
@@ -188,10 +175,10 @@ def test_presets_filters_paging_and_detail(page: Page, site: Site) -> None:
     shared = page.url
     # event kinds
     page.fill("#name", "")
-    page.check("input[value=CreateDataSource]")
+    page.check("#filters input[value=CreateDataSource]")
     page.click("#apply")
     expect(page.locator("#total")).to_have_text("2")
-    page.uncheck("input[value=CreateDataSource]")
+    page.uncheck("#filters input[value=CreateDataSource]")
     # user, project, run
     page.fill("#user", "root-admin")
     page.click("#apply")
@@ -258,8 +245,10 @@ def test_each_management_action_records_its_event(page: Page, site: Site) -> Non
     expect(page.locator("body")).not_to_contain_text("hunter2")
     _expect_newest_event(page, "CreateDataSource")
 
-    page.select_option("#user_ids", label="bob")
+    page.check(f"input[name=user_ids][value='{site.bob.id}']")
     page.click("#save-permissions")
+    expect(page.locator("#gains")).to_have_text("bob User")
+    page.click("#confirm-permissions")
     expect(page.locator("#visibility")).to_have_text("Owner and bob")
     _expect_newest_event(page, "DataSourceChangeOfPermissions")
 
@@ -269,11 +258,13 @@ def test_each_management_action_records_its_event(page: Page, site: Site) -> Non
     _expect_newest_event(page, "DataSourceAssociatedToProject")
 
     page.click("button[data-detach=churn-model]")
+    page.click("#confirm-detach")
     expect(page.locator("#projects-empty")).to_be_visible()
     _expect_newest_event(page, "DataSourceDissociatedFromProject")
 
     page.select_option("#new-owner", label="alice")
     page.click("#transfer")
+    page.click("#confirm-transfer")
     expect(page.locator("#owner")).to_have_text("alice")
     _expect_newest_event(page, "DataSourceChangeOfOwnership")
 

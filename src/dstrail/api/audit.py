@@ -131,10 +131,26 @@ def export_audit(
     reader: ExportReader,
     filters: Filters,
     format: Annotated[str, Query(description="csv or jsonl")] = "csv",
+    metadata_columns: Annotated[
+        str,
+        Query(
+            alias="metadataColumns",
+            description="true: one more column per metadata key (metadata.<key>); default false",
+        ),
+    ] = "false",
 ) -> StreamingResponse:
-    """Any filtered view, streamed; CSV cells that start like a formula are neutralised."""
-    audit_filter = _audit_filter(request, dstrail, filters, "format")
-    return filtered_export(reader, audit_filter, file_format=format)
+    """Any filtered view, streamed; CSV cells that start like a formula are neutralised.
+    After the stored fields each event carries ``seq`` and the names of its ids
+    (``projectId``, ``projectName``, ``runId``, ``runLabel``, ``addedUsernames``,
+    ``removedUsernames``), then with ``metadataColumns=true`` one column per metadata key."""
+    audit_filter = _audit_filter(request, dstrail, filters, "format", "metadataColumns")
+    if metadata_columns not in ("true", "false"):
+        raise InvalidInput(
+            f"metadataColumns: {metadata_columns!r} is not accepted; accepted: true, false"
+        )
+    return filtered_export(
+        reader, audit_filter, file_format=format, metadata_columns=metadata_columns == "true"
+    )
 
 
 @router.get(

@@ -12,10 +12,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from dstrail.audit.query import iter_chunks
-from dstrail.audit.serialize import stream_csv, stream_json_array, stream_json_lines, stream_text
+from dstrail.audit.serialize import (
+    ExportShape,
+    metadata_keys,
+    stream_csv,
+    stream_json_array,
+    stream_json_lines,
+    stream_text,
+)
 from dstrail.domain.audit_filter import AuditFilter
 from dstrail.domain.timestamps import DAY_MS, format_ms
 from dstrail.errors import InvalidInput
+from dstrail.services.names import ExportNames
 from dstrail.services.trail_reads import StreamedRead, TrailReader, filter_document
 
 SIX_MONTHS_MS = 183 * DAY_MS
@@ -60,24 +68,49 @@ def streamed(
     return RecordedStream(body, read, media_type=media_type, headers=headers)
 
 
+def export_shape(
+    reader: TrailReader, audit_filter: AuditFilter, *, file_format: str, metadata_columns: bool
+) -> ExportShape:
+    """What the export adds to the stored fields: ``seq``, the name columns (``NAME_COLUMNS``)
+    and, when asked, one column per metadata key. A CSV's header must name every key before
+    the first row, so its keys come from a first pass over the same filter."""
+    keys: tuple[str, ...] | None = None
+    if metadata_columns:
+        keys = (
+            metadata_keys(iter_chunks(reader.store, audit_filter)) if file_format == "csv" else ()
+        )
+    return ExportShape(added=ExportNames(reader.store), metadata_keys=keys)
+
+
 def filtered_export(
-    reader: TrailReader, audit_filter: AuditFilter, *, file_format: str
+    reader: TrailReader,
+    audit_filter: AuditFilter,
+    *,
+    file_format: str,
+    metadata_columns: bool = False,
 ) -> StreamingResponse:
-    """Exactly ``audit_filter``'s events as CSV (formula-like cells neutralised) or JSON lines."""
+    """Exactly ``audit_filter``'s events as CSV (formula-like cells neutralised) or JSON lines,
+    each with its ``seq`` and the names of its ids (``export_shape``)."""
     if file_format not in EXPORT_FORMATS:
         raise InvalidInput(
             f"format: {file_format!r} is not accepted; accepted: {', '.join(EXPORT_FORMATS)}"
         )
-    read = reader.streamed(filter_document(audit_filter), detail={"format": file_format})
+    shape = export_shape(
+        reader, audit_filter, file_format=file_format, metadata_columns=metadata_columns
+    )
+    detail = {"format": file_format}
+    if metadata_columns:
+        detail["metadataColumns"] = "true"
+    read = reader.streamed(filter_document(audit_filter), detail=detail)
     chunks = read.rows(iter_chunks(reader.store, audit_filter))
     stamp = format_ms(reader.clock())[:19].replace(":", "")
     if file_format == "csv":
         return streamed(
-            stream_csv(chunks), read, "text/csv; charset=utf-8",
+            stream_csv(chunks, shape=shape), read, "text/csv; charset=utf-8",
             filename=f"dstrail-audit-{stamp}.csv",
         )  # fmt: skip
     return streamed(
-        stream_json_lines(chunks), read, "application/x-ndjson",
+        stream_json_lines(chunks, shape=shape), read, "application/x-ndjson",
         filename=f"dstrail-audit-{stamp}.jsonl",
     )  # fmt: skip
 

@@ -105,6 +105,13 @@ def find_checkpoint(
     return record
 
 
+def covering_checkpoint(tx: Repositories, *, seq: int) -> CheckpointRecord | None:
+    """The latest checkpoint when it covers event ``seq`` (None: no checkpoint does yet, so
+    ``prove_inclusion`` without a tree size would find nothing to prove against)."""
+    record = tx.integrity.latest_checkpoint()
+    return record if record is not None and record.tree_size >= seq else None
+
+
 def prove_inclusion(tx: Repositories, *, seq: int, tree_size: int | None = None) -> InclusionProof:
     """Event ``seq`` in the tree of ``tree_size`` events (default: the latest checkpoint,
     which must cover it)."""

@@ -15,10 +15,16 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount, resolve_window
+from dstrail.domain.audit_filter import (
+    AuditFilter,
+    BucketCount,
+    Cursor,
+    DayCount,
+    resolve_window,
+)
 from dstrail.domain.ids import is_object_id
 from dstrail.domain.timestamps import DAY_MS, parse_iso
-from dstrail.domain.trail import EventKind, EventRow, StoredEvent, parse_event_kind
+from dstrail.domain.trail import SEQ, TS_MS, EventKind, EventRow, StoredEvent, parse_event_kind
 from dstrail.errors import InvalidInput, NotFound
 from dstrail.store import Repositories, Store
 
@@ -165,14 +171,72 @@ class Page:
 
 
 def read_page(
-    tx: Repositories, audit_filter: AuditFilter, *, after: Cursor | None, size: int
+    tx: Repositories,
+    audit_filter: AuditFilter,
+    *,
+    after: Cursor | None,
+    size: int,
+    oldest_first: bool = False,
 ) -> Page:
-    """One page of matching events strictly after ``after`` (keyset paging)."""
-    rows = tx.audit.page(audit_filter, after=after, limit=size + 1)
+    """One page of matching events strictly past ``after`` (keyset paging), newest first or
+    (``oldest_first``) oldest first."""
+    rows = tx.audit.page(audit_filter, after=after, limit=size + 1, oldest_first=oldest_first)
     if len(rows) <= size:
         return Page(rows=rows, next=None)
     rows = rows[:size]
     return Page(rows=rows, next=Cursor.after(rows[-1]))
+
+
+def read_page_before(
+    tx: Repositories,
+    audit_filter: AuditFilter,
+    *,
+    before: Cursor | None,
+    size: int,
+    oldest_first: bool = False,
+) -> list[EventRow]:
+    """The page that comes just before ``before`` in the order shown (``None``: the last
+    page, the far end of the window), in that order: read the other way, then turned."""
+    rows = tx.audit.page(audit_filter, after=before, limit=size, oldest_first=not oldest_first)
+    rows.reverse()
+    return rows
+
+
+def count_matching(tx: Repositories, audit_filter: AuditFilter) -> int:
+    """How many events match the filter: a narrowed filter counted with its index, a window
+    of kinds from the daily rollup and its two edge days (``window_counts``)."""
+    if audit_filter.start_ms > audit_filter.end_ms:
+        return 0
+    if audit_filter.narrowed:
+        return tx.audit.count(audit_filter)
+    kinds = {kind.value for kind in audit_filter.kinds_to_read}
+    return sum(c.events for c in window_counts(tx, audit_filter) if c.event_kind in kinds)
+
+
+_MAX_TIES: Final = 100_000
+
+
+def count_ahead(
+    tx: Repositories, audit_filter: AuditFilter, row: EventRow, *, oldest_first: bool = False
+) -> int:
+    """How many matching events come before ``row`` in the order shown: the newer ones
+    (``oldest_first``: the older ones); the position of a page that starts at ``row``."""
+    ts, seq = row[TS_MS], row[SEQ]
+    if oldest_first:
+        strictly = replace(audit_filter, end_ms=min(audit_filter.end_ms, ts - 1))
+    else:
+        strictly = replace(audit_filter, start_ms=max(audit_filter.start_ms, ts + 1))
+    same_ms = replace(audit_filter, start_ms=ts, end_ms=ts)
+    tied = tx.audit.page(same_ms, limit=_MAX_TIES)
+    ahead = sum(1 for other in tied if (other[SEQ] < seq if oldest_first else other[SEQ] > seq))
+    return count_matching(tx, strictly) + ahead
+
+
+def events_since(
+    tx: Repositories, audit_filter: AuditFilter, *, after_seq: int, limit: int
+) -> list[EventRow]:
+    """Matching events recorded after event ``after_seq``, in the order recorded."""
+    return tx.audit.since(audit_filter, after_seq=after_seq, limit=limit)
 
 
 def iter_chunks(
@@ -212,12 +276,31 @@ def trail_size(tx: Repositories) -> int:
     return tx.audit.size()
 
 
-def names_in_trail(tx: Repositories, prefix: str, *, limit: int) -> list[str]:
-    """Data source names starting with ``prefix``: those in the trail and every name ever
-    given to a data source (deleted ones included), sorted."""
-    names = set(tx.audit.names_seen(prefix, limit=limit))
-    names |= set(tx.data_sources.names_ever_used(prefix, limit=limit))
-    return sorted(names)[:limit]
+def names_in_trail(tx: Repositories, text: str, *, limit: int) -> list[str]:
+    """Data source names containing ``text``, letter case ignored: those in the trail and
+    every name ever given to a data source (deleted ones included); those that start with it
+    first, each part sorted."""
+    folded = text.casefold()
+    found = [name for name in data_source_names(tx) if folded in name.casefold()]
+    found.sort(key=lambda name: not name.casefold().startswith(folded))
+    return found[:limit]
+
+
+def data_source_names(tx: Repositories) -> list[str]:
+    """Every data source name the trail or the data sources know (deleted ones included),
+    sorted."""
+    names = set(tx.audit.names_seen("", limit=None))
+    names |= set(tx.data_sources.names_ever_used("", limit=None))
+    names.discard("")
+    return sorted(names)
+
+
+def bucket_counts(
+    tx: Repositories, audit_filter: AuditFilter, *, bucket_ms: int
+) -> list[BucketCount]:
+    """Events per ``bucket_ms`` (buckets since the epoch) and kind, for exactly the filter,
+    counted from the events (for windows of a few days: the rollup counts whole days)."""
+    return tx.audit.bucket_counts(audit_filter, bucket_ms=bucket_ms)
 
 
 def window_counts(tx: Repositories, audit_filter: AuditFilter) -> list[DayCount]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
-from typing import Final
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 import orjson
 
-from dstrail.domain.trail import METADATA, EventRow, event_documents
+from dstrail.domain.trail import METADATA, SEQ, EventRow, event_documents
 
 
 def json_array(rows: Iterable[EventRow]) -> bytes:
@@ -33,11 +34,78 @@ def stream_json_array(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
     yield b"[]" if opening == b"[" else b"]"
 
 
-def stream_json_lines(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
-    """One JSON object a line."""
+class ChunkColumns(Protocol):
+    """Columns an export adds after the stored fields, computed a chunk at a time (names
+    looked up for the ids the chunk's metadata holds)."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The added columns, in order."""
+        ...
+
+    def values(
+        self, chunk: list[EventRow], metadata: list[dict[str, str]]
+    ) -> list[Mapping[str, str]]:
+        """One map of ``columns`` to values a row of ``chunk`` (``metadata``: each row's,
+        parsed)."""
+        ...
+
+
+METADATA_PREFIX: Final = "metadata."
+"""The prefix of the one-column-per-metadata-key columns (``metadata.objectKey``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportShape:
+    """What an export (the console's files and ``GET /api/datasource/v1/audit/export``) adds
+    to the stored fields, always after them: ``seq``, then ``added``'s columns, then, when
+    ``metadata_keys`` is given, one column per metadata key (``metadata.<key>``; in JSON
+    lines each event's own keys, so the list only matters to CSV's header)."""
+
+    added: ChunkColumns | None = None
+    metadata_keys: tuple[str, ...] | None = None
+
+    def added_fields(
+        self, chunk: list[EventRow], metadata: list[dict[str, str]]
+    ) -> list[dict[str, Any]]:
+        """The added fields of each row of ``chunk``: ``seq`` and ``added``'s columns."""
+        added = self.added.values(chunk, metadata) if self.added else [{}] * len(chunk)
+        return [{"seq": row[SEQ], **values} for row, values in zip(chunk, added, strict=True)]
+
+
+def metadata_keys(chunks: Iterable[list[EventRow]]) -> tuple[str, ...]:
+    """Every metadata key of these events but ``performedByUsername`` (a column already),
+    sorted: the header of a CSV with one column per key."""
+    keys: set[str] = set()
     for chunk in chunks:
-        if chunk:
-            yield b"\n".join(orjson.dumps(document) for document in event_documents(chunk)) + b"\n"
+        for row in chunk:
+            keys.update(orjson.loads(row[METADATA]))
+    keys.discard("performedByUsername")
+    return tuple(sorted(keys))
+
+
+def stream_json_lines(
+    chunks: Iterable[list[EventRow]], *, shape: ExportShape | None = None
+) -> Iterator[bytes]:
+    """One JSON object a line: the stored fields, then ``shape``'s when given."""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        documents = event_documents(chunk)
+        if shape is not None:
+            parsed: list[dict[str, str]] = [orjson.loads(row[METADATA]) for row in chunk]
+            flatten = shape.metadata_keys is not None
+            for document, extra, details in zip(
+                documents, shape.added_fields(chunk, parsed), parsed, strict=True
+            ):
+                document.update(extra)
+                if flatten:
+                    document.update(
+                        (METADATA_PREFIX + key, value)
+                        for key, value in details.items()
+                        if key != "performedByUsername"
+                    )
+        yield b"\n".join(orjson.dumps(document) for document in documents) + b"\n"
 
 
 CSV_COLUMNS: Final = (
@@ -58,19 +126,40 @@ def csv_safe(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def stream_csv(chunks: Iterable[list[EventRow]]) -> Iterator[bytes]:
-    """A header, then one row an event; formula-like cells are neutralised."""
+def csv_header(shape: ExportShape | None) -> tuple[str, ...]:
+    """The columns of a CSV: the stored fields, then ``shape``'s (see ``ExportShape``)."""
+    if shape is None:
+        return CSV_COLUMNS
+    added = shape.added.columns if shape.added else ()
+    keys = tuple(METADATA_PREFIX + key for key in shape.metadata_keys or ())
+    return (*CSV_COLUMNS, "seq", *added, *keys)
+
+
+def stream_csv(
+    chunks: Iterable[list[EventRow]], *, shape: ExportShape | None = None
+) -> Iterator[bytes]:
+    """A header, then one row an event; formula-like cells are neutralised. ``shape``: the
+    columns an export adds after the stored ones."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    header = csv_header(shape)
+    writer.writerow(header)
+    keys = (shape.metadata_keys or ()) if shape else ()
+    added = header[len(CSV_COLUMNS) : len(header) - len(keys)]  # seq and the added columns
     for chunk in chunks:
-        for row, document in zip(chunk, event_documents(chunk), strict=True):
-            metadata = orjson.loads(row[METADATA])
+        parsed: list[dict[str, str]] = [orjson.loads(row[METADATA]) for row in chunk]
+        documents = event_documents(chunk)
+        extras = shape.added_fields(chunk, parsed) if shape else [{}] * len(chunk)
+        for document, metadata, extra in zip(documents, parsed, extras, strict=True):
             document.update(
                 metadata=orjson.dumps(metadata).decode(),
                 performedByUsername=str(metadata.get("performedByUsername", "")),
             )
-            writer.writerow([csv_safe(document[column]) for column in CSV_COLUMNS])
+            cells = [csv_safe(document[column]) for column in CSV_COLUMNS]
+            if shape is not None:
+                cells.extend(csv_safe(str(extra.get(column, ""))) for column in added)
+                cells.extend(csv_safe(str(metadata.get(key, ""))) for key in keys)
+            writer.writerow(cells)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

@@ -14,6 +14,7 @@ from dstrail.cli import (
     credentials,
     datasources,
     demo,
+    forensics,
     retention,
     serve,
     streams,
@@ -36,6 +37,7 @@ COMMAND_FAMILIES = (
     streams,
     witness,
     retention,
+    forensics,
 )
 
 

@@ -74,10 +74,11 @@ def configure_logging(log_format: str) -> None:
 
 def run_server(args: argparse.Namespace) -> int:
     """Serve an opened dstrail (and, unless ``DSTRAIL_STREAM_WORKERS=off``, deliver its
-    stream destinations: in a child process by default, and submit its checkpoints to its
-    witnesses) until SIGTERM or Ctrl-C; then stop the Flight server, the stream delivery, the
-    witness submitter and the checkpoint ticker, close every database connection (SQLite
-    folds its WAL into the database file) and exit 0."""
+    stream destinations: in a child process by default, submit its checkpoints to its
+    witnesses and keep its forensics state up to the head) until SIGTERM or Ctrl-C; then stop
+    the Flight server, the stream delivery, the witness submitter, the forensics follower and
+    the checkpoint ticker, close every database connection (SQLite folds its WAL into the
+    database file) and exit 0."""
     # Imported here: the server's dependencies (web app, Arrow Flight) would add a second to
     # every other command's start.
     import uvicorn
@@ -87,6 +88,7 @@ def run_server(args: argparse.Namespace) -> int:
     from dstrail.audit.submission import start_witness_submitter
     from dstrail.cli.delivery import DeliveryProcess
     from dstrail.proxy import start_flight_server
+    from dstrail.services.forensics import ForensicsFollowerThread, follower_for
     from dstrail.services.retention import RetentionScheduler
     from dstrail.store.partitions import start_partition_keeper
     from dstrail.streaming.worker import StreamWorkers, worker_settings
@@ -111,6 +113,12 @@ def run_server(args: argparse.Namespace) -> int:
         )  # fmt: skip
         purges.start()
         stack.callback(purges.stop)
+        forensics = ForensicsFollowerThread(
+            follower_for(dstrail.store, settings=dstrail.settings, clock=dstrail.clock),
+            every_seconds=dstrail.settings.forensics_follow_seconds,
+        )
+        forensics.start()
+        stack.callback(forensics.stop)
         submitter = start_witness_submitter(
             dstrail.store,
             clock=dstrail.clock,

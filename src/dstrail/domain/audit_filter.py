@@ -22,6 +22,9 @@ class AuditFilter:
     performed_by: tuple[str, ...] = field(default=())
     project_ids: tuple[str, ...] = field(default=())
     run_ids: tuple[str, ...] = field(default=())
+    object_keys: tuple[str, ...] = field(default=())
+    """Patterns of an access's ``objectKey`` or ``prefix`` (``*``: any characters; letter case
+    ignored): the console's ``key:`` word."""
 
     @property
     def narrowed(self) -> bool:
@@ -32,6 +35,7 @@ class AuditFilter:
             or self.performed_by
             or self.project_ids
             or self.run_ids
+            or self.object_keys
         )
 
     @property
@@ -93,5 +97,14 @@ class DayCount(NamedTuple):
 
     day: int
     """Days since the epoch."""
+    event_kind: str
+    events: int
+
+
+class BucketCount(NamedTuple):
+    """How many events of a kind a time bucket holds."""
+
+    bucket: int
+    """``ts_ms // bucket_ms``: buckets since the epoch."""
     event_kind: str
     events: int

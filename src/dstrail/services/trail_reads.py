@@ -56,6 +56,8 @@ class Surface:
     """The web console's trail pages and files."""
     CLI = "cli"
     """``dstrail audit query``, ``export`` and ``proof``."""
+    FORENSICS = "forensics"
+    """The forensics routes: entitlements, timelines and findings."""
 
 
 MAX_FILTER_CHARS: Final = 8_192
@@ -84,6 +86,8 @@ def filter_document(
         "run_ids": audit_filter.run_ids,
     }
     asked.update({API_LABELS[name]: list(values) for name, values in lists.items() if values})
+    if audit_filter.object_keys:  # the console's key: word (the audit API has no such list)
+        asked["objectKeys"] = list(audit_filter.object_keys)
     if limit is not None:
         asked["limit"] = limit
     if cursor is not None:

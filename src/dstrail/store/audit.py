@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import Connection, bindparam, func, or_, select, text
+from sqlalchemy import JSON, Connection, bindparam, func, literal_column, or_, select, text
+from sqlalchemy import cast as sql_cast
 
-from dstrail.domain.audit_filter import AuditFilter, Cursor, DayCount
-from dstrail.domain.timestamps import day_of
+from dstrail.domain.audit_filter import AuditFilter, BucketCount, Cursor, DayCount
+from dstrail.domain.timestamps import DAY_MS, day_of
 from dstrail.domain.trail import (
     EVENT_COLUMNS,
     EXTENSION_KINDS,
@@ -277,22 +278,43 @@ class AuditRepository:
         return int(self._db.execute(text("SELECT size FROM audit_head WHERE id = 1")).scalar_one())
 
     def page(
-        self, audit_filter: AuditFilter, *, after: Cursor | None = None, limit: int = 1000
+        self,
+        audit_filter: AuditFilter,
+        *,
+        after: Cursor | None = None,
+        limit: int = 1000,
+        oldest_first: bool = False,
     ) -> list[EventRow]:
-        """Up to ``limit`` events, newest first, strictly after ``after`` when given.
+        """Up to ``limit`` events, newest first (``oldest_first``: oldest first), strictly
+        past ``after`` in that order when given.
 
-        After a cursor the window's upper bound becomes the cursor's time, so the index range
-        scanned starts at the cursor (``ts < t OR (ts = t AND seq < s)`` alone bounds it on
-        neither database: every page would walk the window again from its newest end)."""
-        if after is not None:
+        After a cursor the window's bound on that side becomes the cursor's time, so the index
+        range scanned starts at the cursor (``ts < t OR (ts = t AND seq < s)`` alone bounds it
+        on neither database: every page would walk the window again from its end)."""
+        ts, seq = audit_events.c.ts_ms, audit_events.c.seq
+        if after is not None and oldest_first:
+            audit_filter = replace(audit_filter, start_ms=max(audit_filter.start_ms, after.ts_ms))
+        elif after is not None:
             audit_filter = replace(audit_filter, end_ms=min(audit_filter.end_ms, after.ts_ms))
-        query = select(*EVENT_SELECT).where(*_conditions(audit_filter))
-        if after is not None:
-            query = query.where(
-                or_(audit_events.c.ts_ms < after.ts_ms, audit_events.c.seq < after.seq)
-            )
-        query = query.order_by(audit_events.c.ts_ms.desc(), audit_events.c.seq.desc()).limit(limit)
-        return cast(list[EventRow], plain_rows(self._db.execute(query)))
+        query = select(*EVENT_SELECT).where(*self._conditions(audit_filter))
+        if after is not None and oldest_first:
+            query = query.where(or_(ts > after.ts_ms, seq > after.seq))
+        elif after is not None:
+            query = query.where(or_(ts < after.ts_ms, seq < after.seq))
+        order = (ts.asc(), seq.asc()) if oldest_first else (ts.desc(), seq.desc())
+        query = query.order_by(*order).limit(limit)
+        return cast_rows(plain_rows(self._db.execute(query)))
+
+    def since(self, audit_filter: AuditFilter, *, after_seq: int, limit: int) -> list[EventRow]:
+        """Up to ``limit`` events matching the filter recorded after event ``after_seq``, in
+        the order they were recorded (the sequence's index: new events are few)."""
+        query = (
+            select(*EVENT_SELECT)
+            .where(audit_events.c.seq > after_seq, *self._conditions(audit_filter))
+            .order_by(audit_events.c.seq)
+            .limit(limit)
+        )
+        return cast_rows(plain_rows(self._db.execute(query)))
 
     def by_sequence(self, seq: int) -> StoredEvent | None:
         """One event by its sequence number."""
@@ -325,21 +347,29 @@ class AuditRepository:
 
     def count(self, audit_filter: AuditFilter) -> int:
         """How many events match a filter."""
-        query = select(func.count()).select_from(audit_events).where(*_conditions(audit_filter))
+        query = (
+            select(func.count()).select_from(audit_events).where(*self._conditions(audit_filter))
+        )
         return int(self._db.execute(query).scalar_one())
 
     def daily_counts_matching(self, audit_filter: AuditFilter) -> list[DayCount]:
         """(UTC day, kind, count) of the events matching a filter (a GROUP BY, for narrowed
         views the rollup cannot answer)."""
-        day = (audit_events.c.ts_ms // 86_400_000).label("day")
+        return [DayCount(*count) for count in self.bucket_counts(audit_filter, bucket_ms=DAY_MS)]
+
+    def bucket_counts(self, audit_filter: AuditFilter, *, bucket_ms: int) -> list[BucketCount]:
+        """(bucket, kind, count) of the events matching a filter, a bucket being ``ts_ms //
+        bucket_ms`` (one bounded GROUP BY)."""
+        size: Any = literal_column(str(int(bucket_ms)))  # the same text in SELECT and GROUP BY
+        bucket = (audit_events.c.ts_ms // size).label("bucket")
         rows = self._db.execute(
-            select(day, audit_events.c.event_kind, func.count())
-            .where(*_conditions(audit_filter))
-            .group_by(day, audit_events.c.event_kind)
-            .order_by(day, audit_events.c.event_kind)
+            select(bucket, audit_events.c.event_kind, func.count())
+            .where(*self._conditions(audit_filter))
+            .group_by(bucket, audit_events.c.event_kind)
+            .order_by(bucket, audit_events.c.event_kind)
         )
         return [
-            DayCount(day=int(day), event_kind=str(kind), events=int(n)) for day, kind, n in rows
+            BucketCount(bucket=int(b), event_kind=str(kind), events=int(n)) for b, kind, n in rows
         ]
 
     def first_seq_from(self, ts_ms: int) -> int | None:
@@ -373,17 +403,62 @@ class AuditRepository:
             for project_id in project_ids
         }
 
-    def names_seen(self, prefix: str = "", limit: int = 20) -> list[str]:
-        """Data source names that appear in the trail (deleted ones included)."""
-        query = (
-            select(audit_events.c.data_source_name)
-            .where(audit_events.c.data_source_name.startswith(prefix, autoescape=True))
-            .where(audit_events.c.data_source_name != "")  # platform changes name none
-            .group_by(audit_events.c.data_source_name)
-            .order_by(audit_events.c.data_source_name)
-            .limit(limit)
+    def names_seen(self, prefix: str = "", limit: int | None = 20) -> list[str]:
+        """Data source names that appear in the trail (deleted ones included), sorted; those
+        starting with ``prefix``. One index seek a name (a loose scan of ``ix_audit_name_ts``),
+        not a walk of every event."""
+        names = [
+            name
+            for name in self._db.scalars(_DISTINCT_NAMES)
+            if name is not None and name.startswith(prefix)
+        ]
+        names.sort()
+        return names if limit is None else names[:limit]
+
+    def _conditions(self, audit_filter: AuditFilter) -> list[Any]:
+        conditions = _conditions(audit_filter)
+        if audit_filter.object_keys:
+            conditions.append(self._object_key_condition(audit_filter.object_keys))
+        return conditions
+
+    def _object_key_condition(self, patterns: Sequence[str]) -> Any:
+        """An access's ``objectKey`` or ``prefix`` (from its metadata) like any of the
+        patterns, letter case ignored."""
+        if self._db.dialect.name == "postgresql":
+            document = sql_cast(audit_events.c.metadata, JSON)
+            values = [func.json_extract_path_text(document, key) for key in _KEY_FIELDS]
+        else:
+            values = [func.json_extract(audit_events.c.metadata, f"$.{key}") for key in _KEY_FIELDS]
+        return or_(
+            *(
+                func.lower(value).like(like_pattern(pattern), escape="\\")
+                for pattern in patterns
+                for value in values
+            )
         )
-        return list(self._db.scalars(query))
+
+
+_KEY_FIELDS: Final = ("objectKey", "prefix")
+
+_DISTINCT_NAMES: Final = text(
+    "WITH RECURSIVE n(name) AS ("
+    "SELECT (SELECT min(data_source_name) FROM audit_events WHERE data_source_name > '') "
+    "UNION ALL SELECT (SELECT min(e.data_source_name) FROM audit_events AS e "
+    "WHERE e.data_source_name > n.name) FROM n WHERE n.name IS NOT NULL"
+    ") SELECT name FROM n"
+)
+"""Every distinct data source name, one ``min`` seek each (platform events name none)."""
+
+
+def like_pattern(glob: str) -> str:
+    """A ``*`` pattern as a lower-case LIKE pattern (``\\`` escapes ``%``, ``_`` and itself)."""
+    escaped = glob.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def cast_rows(rows: list[Any]) -> list[EventRow]:
+    """Rows read with ``EVENT_SELECT``, as event rows."""
+    return cast(list[EventRow], rows)
 
 
 def _conditions(f: AuditFilter) -> list[Any]:

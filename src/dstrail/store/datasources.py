@@ -159,8 +159,8 @@ class DataSourceRepository:
             query = query.where(data_sources.c.status == Status.ACTIVE.value)
         return self._hydrate(list(self._db.execute(query)))
 
-    def names_ever_used(self, prefix: str = "", limit: int = 20) -> list[str]:
-        """Names of active and deleted data sources, for suggestions."""
+    def names_ever_used(self, prefix: str = "", limit: int | None = 20) -> list[str]:
+        """Names of active and deleted data sources, for suggestions (``None``: all)."""
         query = (
             select(data_sources.c.name)
             .distinct()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dstrail.domain.projects import Project
@@ -66,6 +66,20 @@ class ProjectRepository:
         if owner_id is not None:
             query = query.where(projects.c.owner_id == owner_id)
         return [p for pid in self._db.scalars(query) if (p := self.by_id(pid)) is not None]
+
+    def named_like(self, name: str) -> list[Project]:
+        """Projects with this name, letter case ignored (any owner), by id."""
+        query = (
+            select(projects.c.id)
+            .where(func.lower(projects.c.name) == name.lower())
+            .order_by(projects.c.id)
+        )
+        return [p for pid in self._db.scalars(query) if (p := self.by_id(pid)) is not None]
+
+    def all_names(self) -> list[str]:
+        """Every project name, each once, sorted."""
+        query = select(projects.c.name).distinct().order_by(projects.c.name)
+        return list(self._db.scalars(query))
 
     def names(self, project_ids: list[str]) -> dict[str, str]:
         """Project names by id."""

@@ -10,6 +10,8 @@ from dstrail.domain.trail import CheckpointPolicy
 from dstrail.store.audit import AuditRepository
 from dstrail.store.datasources import DataSourceRepository
 from dstrail.store.driver import DriverReads, Read
+from dstrail.store.findings import FindingRepository
+from dstrail.store.forensics import ForensicsRepository
 from dstrail.store.integrity import HeadHint, IntegrityRepository
 from dstrail.store.projects import ProjectRepository
 from dstrail.store.retention import RetentionRepository
@@ -57,6 +59,8 @@ class Repositories:
         self.streams = StreamRepository(connection)
         self.transparency = TransparencyRepository(connection)
         self.retention = RetentionRepository(connection)
+        self.forensics = ForensicsRepository(connection)
+        self.findings = FindingRepository(connection)
 
     def read_ahead(self, *wanted: ReadAhead) -> None:
         """Read together (one round trip on PostgreSQL) what access decisions are about to

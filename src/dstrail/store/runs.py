@@ -72,6 +72,23 @@ class RunRepository:
         """``by_id``'s read, for ``Repositories.read_ahead``."""
         return _BY_ID, {"id": run_id}
 
+    def by_ids(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """Runs by id, for the ids that exist."""
+        if not run_ids:
+            return {}
+        rows = self._db.execute(select(*_COLUMNS).where(runs.c.id.in_(list(run_ids))))
+        return {run.id: run for run in map(_run, rows)}
+
+    def starting_with(self, prefix: str, *, limit: int) -> list[Run]:
+        """Up to ``limit`` runs whose id starts with ``prefix``, by id."""
+        query = (
+            select(*_COLUMNS)
+            .where(runs.c.id.startswith(prefix, autoescape=True))
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        return [_run(row) for row in self._db.execute(query)]
+
     def recent(self, limit: int = 100) -> list[Run]:
         """The newest runs first."""
         rows = self._db.execute(select(*_COLUMNS).order_by(runs.c.started_at.desc()).limit(limit))

@@ -252,3 +252,151 @@ audit_tree_hashes = Table(
 )
 """The tree hashes of purged events (``leaf_hash``, ``subtree_hashes`` as their rows had):
 proofs and tiles keep working after the bodies are archived and removed."""
+
+forensics_state = Table(
+    "forensics_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The derived forensics tables hold what events first_seq..cursor_seq say.
+    Column("cursor_seq", BigInteger, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    # A rebuild replays events up to here without recording anything new in the trail.
+    Column("replay_through", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+forensic_grants = Table(
+    "forensic_grants",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("data_source_id", String(24), nullable=False),
+    Column("data_source_name", String(128), nullable=False),
+    Column("via", String(8), nullable=False),
+    Column("subject_id", String(24), nullable=False),
+    Column("subject_name", String(256), nullable=False),
+    Column("granted_seq", BigInteger, nullable=False),
+    Column("granted_ms", BigInteger, nullable=False),
+    Column("granted_by", String(24), nullable=False),
+    Column("granted_kind", String(64), nullable=False),
+    Column("revoked_seq", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("revoked_by", String(24), nullable=True),
+    Column("revoked_kind", String(64), nullable=True),
+)
+"""Who could reach which data source from which event to which: one row a grant (``via``
+owner, user, everyone or project; ``subject_id`` the user or project, '' for everyone), in
+force at seq S when ``granted_seq <= S`` and (``revoked_seq`` is null or ``> S``)."""
+
+forensic_users = Table(
+    "forensic_users",
+    metadata,
+    Column("user_id", String(24), primary_key=True),
+    Column("username", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_seq", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+"""The users the trail saw created (``UserCreated``): "everyone" at S is those created by S."""
+
+forensic_data_sources = Table(
+    "forensic_data_sources",
+    metadata,
+    Column("data_source_id", String(24), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("data_source_type", String(64), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("created_seq", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=True),
+    Column("deleted_seq", BigInteger, nullable=True),
+    Column("deleted_ms", BigInteger, nullable=True),
+)
+"""Every data source the trail names: its name (names never change; a deleted one's may be
+reused by another), the first event naming it, its creation and deletion when recorded."""
+
+forensic_findings = Table(
+    "forensic_findings",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("rule", String(32), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("user_id", String(24), nullable=False),
+    Column("username", String(128), nullable=False),
+    Column("data_source_id", String(24), nullable=False),
+    Column("data_source_name", String(128), nullable=False),
+    Column("run_id", String(24), nullable=False),
+    Column("seqs", Text, nullable=False),  # JSON array of the linked events' seqs
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("details", Text, nullable=False),  # JSON object
+)
+"""What the detection rules found, derived from the trail (a rebuild finds them again, with
+the same ids)."""
+
+forensic_finding_events = Table(
+    "forensic_finding_events",
+    metadata,
+    Column("finding_id", String(24), primary_key=True),
+    Column("raised_seq", BigInteger, nullable=True),
+    Column("raised_ms", BigInteger, nullable=True),
+    Column("ack_by", String(24), nullable=True),
+    Column("ack_username", String(128), nullable=True),
+    Column("ack_ms", BigInteger, nullable=True),
+    Column("ack_note", Text, nullable=True),
+    Column("ack_seq", BigInteger, nullable=True),
+)
+"""What the trail holds of each finding: its ``ForensicFindingRaised`` event and its
+acknowledgement (``ForensicFindingAcknowledged``). Not derived: a rebuild leaves it alone."""
+
+forensic_rule_pairs = Table(
+    "forensic_rule_pairs",
+    metadata,
+    Column("pair", String(48), primary_key=True),  # user id, then data source id
+    Column("last_ms", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("hour_count", Integer, nullable=False),
+    Column("hour_first_seq", BigInteger, nullable=False),
+    Column("hour_fired", Boolean, nullable=False),
+    Column("peak", Integer, nullable=False),
+    Column("peak_hour", BigInteger, nullable=False),
+    Column("hours", Integer, nullable=False),
+    Column("alarm_hour", BigInteger, nullable=False),
+    Column("lost_seq", BigInteger, nullable=False),
+)
+"""The rules' state of each (user, data source): ``rules.PairState``."""
+
+forensic_rule_users = Table(
+    "forensic_rule_users",
+    metadata,
+    Column("user_id", String(24), primary_key=True),
+    Column("hours", Text, nullable=False),  # 24 counts, comma separated
+    Column("slots", Integer, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("last_slot", BigInteger, nullable=False),
+    Column("unusual_ms", BigInteger, nullable=False),
+    Column("refusals", Text, nullable=False),  # JSON [[ts, seq, data source id], ...]
+    Column("burst_until", BigInteger, nullable=False),
+)
+"""The rules' state of each user: ``rules.UserState``."""
+
+forensic_rule_sources = Table(
+    "forensic_rule_sources",
+    metadata,
+    Column("data_source_id", String(24), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("credential_type", String(16), nullable=False),
+    Column("is_everyone", Boolean, nullable=False),
+    Column("accesses", BigInteger, nullable=False),
+    Column("run_types", Text, nullable=False),  # JSON array ("": outside any run)
+    Column("transfer_seq", BigInteger, nullable=False),
+    Column("transfer_ms", BigInteger, nullable=False),
+    Column("transfer_from", String(24), nullable=False),
+    Column("transfer_to", String(24), nullable=False),
+    Column("refusals", Text, nullable=False),  # JSON [[ts, seq, user id], ...]
+    Column("burst_until", BigInteger, nullable=False),
+)
+"""The rules' state of each data source: ``rules.SourceState``."""

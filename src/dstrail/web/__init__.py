@@ -1,18 +1,28 @@
-"""The server-rendered console: sign-in, the audit trail, downloads and data source pages."""
+"""The server-rendered console: sign-in, the audit trail, downloads, data source pages and
+forensics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dstrail.web import audit_views, auth_views, datasource_views, stream_views
+from dstrail.web import (
+    audit_views,
+    auth_views,
+    datasource_views,
+    forensics_views,
+    stream_views,
+    trail_views,
+)
 from dstrail.web.pages import STATIC_DIR, render_error
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_views.router)
+router.include_router(trail_views.router)
 router.include_router(audit_views.router)
 router.include_router(datasource_views.router)
 router.include_router(stream_views.router)
+router.include_router(forensics_views.router)
 
 
 def install_console(app: FastAPI) -> None:

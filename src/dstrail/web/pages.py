@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,13 +16,20 @@ from dstrail.domain.timestamps import format_ms
 from dstrail.domain.users import User
 from dstrail.errors import DstrailError, NotAuthenticated
 from dstrail.web.chart import KIND_COLOURS
-from dstrail.web.sessions import Session, new_session, read_session, write_session
+from dstrail.web.filters import COLUMNS
+from dstrail.web.sessions import (
+    Session,
+    new_session,
+    read_session,
+    signed_in_user,
+    write_session,
+)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.globals.update(version=__version__, kind_colours=KIND_COLOURS)
+templates.env.globals.update(version=__version__, kind_colours=KIND_COLOURS, column_labels=COLUMNS)
 
 
 def _utc(ms: int) -> str:
@@ -30,7 +37,17 @@ def _utc(ms: int) -> str:
     return f"{text[:10]} {text[11:23]} UTC"
 
 
-templates.env.filters.update(iso=format_ms, utc=_utc)
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """A URL query string as (name, value) pairs, for a form's hidden fields."""
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def _count(value: int) -> str:
+    """A count with thousands separated (``200,062``)."""
+    return f"{value:,}"
+
+
+templates.env.filters.update(iso=format_ms, utc=_utc, query_pairs=_query_pairs, count=_count)
 
 _TITLES = {
     400: "That request cannot be answered",
@@ -72,15 +89,27 @@ def page(
     return response
 
 
+def _signed_in_or_none(request: Request, dstrail: Dstrail) -> User | None:
+    """The signed-in user, for an error page's header; None when there is none (or it cannot
+    be told: an error page never fails in turn)."""
+    try:
+        user, _ = signed_in_user(request, dstrail)
+    except Exception:  # whatever failed, the page shows without the user
+        return None
+    return user
+
+
 def error_page(request: Request, status_code: int, message: str) -> Response:
-    """A readable error page, never a stack trace."""
+    """A readable error page, never a stack trace; a signed-in user keeps the navigation, their
+    name and Sign out."""
     dstrail: Dstrail = request.app.state.dstrail
     session = read_session(request, dstrail)
+    user = _signed_in_or_none(request, dstrail) if session and session.user_id else None
     return templates.TemplateResponse(
         request,
         "error.html",
         {
-            "user": None,
+            "user": user,
             "signed_in": bool(session and session.user_id),
             "csrf_token": session.csrf_token if session else "",
             "status_code": status_code,

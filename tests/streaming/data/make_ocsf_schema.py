@@ -40,6 +40,7 @@ CLASS_UIDS = {
     3005: "user_access",
     3004: "entity_management",
     3001: "account_change",
+    2004: "detection_finding",
     0: "base_event",  # for a kind a newer dstrail wrote
 }
 OUT = Path(__file__).with_name(f"ocsf-{VERSION}-schema.json")

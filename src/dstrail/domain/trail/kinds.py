@@ -46,6 +46,9 @@ class EventKind(StrEnum):
     TRAIL_PURGED = "AuditTrailPurged"
     # Reads of the trail itself (PCI DSS 10.2.1, NIST AU-9): who read which filter, how many rows.
     TRAIL_READ = "AuditTrailRead"
+    # Forensics: a detection rule's finding, and its acknowledgement (who, with what note).
+    FINDING_RAISED = "ForensicFindingRaised"
+    FINDING_ACKNOWLEDGED = "ForensicFindingAcknowledged"
 
 
 DOMINO_KINDS: frozenset[EventKind] = frozenset(list(EventKind)[:7])
@@ -73,10 +76,17 @@ PLATFORM_KINDS: frozenset[EventKind] = frozenset(
         EventKind.RETENTION_REFUSED,
         EventKind.TRAIL_PURGED,
         EventKind.TRAIL_READ,
+        EventKind.FINDING_RAISED,
+        EventKind.FINDING_ACKNOWLEDGED,
     }
 )
-"""Changes to users, keys, projects, runs, stream destinations, witnesses and retention, and
-reads of the trail: their events name no data source."""
+"""Changes to users, keys, projects, runs, stream destinations, witnesses and retention, reads
+of the trail, and forensic findings: their events name no data source (a finding names the
+data source it is about in its metadata)."""
+FINDING_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.FINDING_RAISED, EventKind.FINDING_ACKNOWLEDGED}
+)
+"""The events of forensic findings: detection rules never evaluate them."""
 DATA_SOURCE_KINDS: frozenset[EventKind] = frozenset(EventKind) - PLATFORM_KINDS
 """Events about one data source: Domino's seven and dstrail's data source extensions."""
 

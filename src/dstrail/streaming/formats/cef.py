@@ -3,8 +3,9 @@
 ``CEF:0|dstrail|dstrail|<version>|<event kind>|<name>|<severity>|<extensions>``
 
 The Signature ID is the event kind; the Name says it in words; the Severity is 3, or 7 for
-the refusals (``AccessDataSourceRefused``, ``DataSourceChangeRefused``). The extensions, each
-left out when the event has no value for it:
+the refusals (``AccessDataSourceRefused``, ``DataSourceChangeRefused``), or for a forensic
+finding (``ForensicFindingRaised``, ``ForensicFindingAcknowledged``) its own: 4 low, 6 medium,
+8 high. The extensions, each left out when the event has no value for it:
 
 | key | value |
 |---|---|
@@ -14,7 +15,8 @@ left out when the event has no value for it:
 | ``cn1`` | the event's ``seq`` (``cn1Label=seq``) |
 | ``externalId`` | the stable event id (the leaf hash, hex) |
 | ``outcome`` | ``failure`` for a refusal, else ``success`` |
-| ``act`` | the metadata's ``operation`` (an access) or ``action`` (a refused change) |
+| ``act`` | the metadata's ``operation`` (an access), ``action`` (a refused change) or ``rule`` (a finding) |
+| ``cs6`` | a finding's ``findingId`` (``cs6Label=findingId``) |
 | ``reason`` | a refusal's ``reason`` |
 | ``msg`` | the whole metadata, compact JSON |
 
@@ -57,6 +59,8 @@ PRODUCT = "dstrail"
 SEVERITY_NORMAL = 3
 SEVERITY_REFUSAL = 7
 REFUSALS = frozenset({EventKind.ACCESS_REFUSED.value, EventKind.CHANGE_REFUSED.value})
+FINDINGS = frozenset({EventKind.FINDING_RAISED.value, EventKind.FINDING_ACKNOWLEDGED.value})
+FINDING_SEVERITY = {"low": 4, "medium": 6, "high": 8}
 
 NAMES: dict[str, str] = {
     EventKind.CREATE_DATA_SOURCE: "Data source created",
@@ -91,6 +95,8 @@ NAMES: dict[str, str] = {
     EventKind.RETENTION_REFUSED: "Audit retention change refused",
     EventKind.TRAIL_PURGED: "Audit trail purged",
     EventKind.TRAIL_READ: "Audit trail read",
+    EventKind.FINDING_RAISED: "Forensic finding raised",
+    EventKind.FINDING_ACKNOWLEDGED: "Forensic finding acknowledged",
 }
 """Each kind's Name; a kind not listed (written by a newer dstrail) is named by its words."""
 
@@ -119,12 +125,17 @@ def line(row: SealedRow) -> str:
     kind = row[EVENT_KIND]
     metadata: dict[str, str] = orjson.loads(row[METADATA])
     refused = kind in REFUSALS
+    finding = kind in FINDINGS
+    severity = SEVERITY_REFUSAL if refused else SEVERITY_NORMAL
+    if finding:
+        severity = FINDING_SEVERITY.get(metadata.get("severity", ""), SEVERITY_NORMAL)
     labelled = (
         ("cs1", "dataSourceName", row[DATA_SOURCE_NAME]),
         ("cs2", "dataSourceId", row[DATA_SOURCE_ID]),
         ("cs3", "dataSourceType", row[DATA_SOURCE_TYPE]),
         ("cs4", "runId", row[RUN_ID]),
         ("cs5", "projectId", row[PROJECT_ID]),
+        ("cs6", "findingId", metadata.get("findingId") if finding else None),
         ("cn1", "seq", str(row[SEQ])),
     )
     pairs: list[tuple[str, str | None]] = [
@@ -138,7 +149,12 @@ def line(row: SealedRow) -> str:
     pairs += [
         ("externalId", event_id(row[LEAF_HASH], row[SEQ])),
         ("outcome", "failure" if refused else "success"),
-        ("act", metadata.get("operation") or metadata.get("action")),
+        (
+            "act",
+            metadata.get("rule")
+            if finding
+            else metadata.get("operation") or metadata.get("action"),
+        ),
         ("reason", metadata.get("reason") if refused else None),
         ("msg", orjson.dumps(metadata).decode()),
     ]
@@ -151,7 +167,7 @@ def line(row: SealedRow) -> str:
             __version__,
             kind,
             name_of(kind),
-            str(SEVERITY_REFUSAL if refused else SEVERITY_NORMAL),
+            str(severity),
         )
     )
     extensions = " ".join(f"{key}={extension_value(value)}" for key, value in pairs if value)

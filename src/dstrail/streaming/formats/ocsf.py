@@ -11,11 +11,18 @@ Which class an event becomes:
 - ``UserCreated``, ``ApiKeyIssued``, ``ApiKeyRevoked``: 3001 Account Change (a key: Other,
   named by ``activity_name``, its id in ``user.credential_uid``);
 - every other change (data sources, projects, runs, stream destinations, witnesses): 3004
-  Entity Management, the data source, project, run, destination or witness as the ``entity``.
+  Entity Management, the data source, project, run, destination or witness as the ``entity``;
+- ``ForensicFindingRaised`` and ``ForensicFindingAcknowledged``: 2004 Detection Finding
+  (category 2 Findings), Create (status New) and Update (status Other, ``Acknowledged``, the
+  note as ``comment``); the finding's severity, its id, summary and rule in ``finding_info``
+  (the rule as the ``analytic``, its linked events' seqs as ``related_events``), its data source
+  in ``resources`` and its user in ``evidences``. The class has no ``actor``: who raised or
+  acknowledged it is in ``unmapped``, as for the base event.
 
 Every record has ``time`` (epoch ms), ``actor.user`` (who did it), ``metadata`` (``uid``: the
 event's stable id, ``sequence``: its ``seq``, ``event_code``: its kind), status Success, or
-Failure for a refusal (severity Medium, ``status_detail`` the reason), and in ``unmapped`` the
+Failure for a refusal (severity Medium, ``status_detail`` the reason; a finding's own status
+and severity), and in ``unmapped`` the
 event's own ``metadata`` object, its ``dataSourceType`` (the datastore's ``type`` is the
 schema's caption of its ``type_id``) and, once a signed checkpoint covers the event, the
 checkpoint (``treeSize``, ``rootHash`` hex) to prove it against. Only attributes the schema defines for the
@@ -33,8 +40,9 @@ import orjson
 from dstrail import __version__
 from dstrail.domain.datasources import DATA_SOURCE_TYPES
 from dstrail.domain.streams import StreamRecord
-from dstrail.domain.timestamps import format_ms
+from dstrail.domain.timestamps import format_ms, parse_iso
 from dstrail.domain.trail import CheckpointRecord, EventKind, SealedRow
+from dstrail.errors import InvalidInput
 from dstrail.streaming.formats import event_id
 
 OCSF_VERSION: Final = "1.5.0"
@@ -92,6 +100,9 @@ USER_ACCESS: Final = OcsfClass(
     "Identity & Access Management",
     {1: "Assign Privileges", 2: "Revoke Privileges"},
 )
+DETECTION_FINDING: Final = OcsfClass(
+    2004, "Detection Finding", 2, "Findings", {1: "Create", 2: "Update", 3: "Close"}
+)
 BASE_EVENT: Final = OcsfClass(0, "Base Event", 0, "Uncategorized", {})
 """For a kind this dstrail does not know (a row written by a newer one); the base event has no
 ``actor``, so who did it goes in ``unmapped``."""
@@ -108,6 +119,16 @@ CREATE, ENTITY_READ, UPDATE, DELETE, DEACTIVATE, SUSPEND, RESUME = (
 )  # Entity Management
 ASSIGN, REVOKE = 1, 2  # User Access Management
 ACCOUNT_CREATE = 1  # Account Change
+FINDING_CREATE, FINDING_UPDATE = 1, 2  # Detection Finding
+FINDING_NEW = (1, "New")
+FINDING_ACKNOWLEDGED = (OTHER, "Acknowledged")
+"""A finding's ``status_id`` and ``status``: New when raised; acknowledged is no status of the
+schema's (In Progress, Suppressed and Resolved say more than an acknowledgement does)."""
+FINDING_SEVERITY: Final = {"low": (2, "Low"), "medium": (3, "Medium"), "high": (4, "High")}
+RULE_ANALYTIC: Final = 1
+"""The analytic's ``type_id``: Rule."""
+NO_ACTOR: Final = frozenset({BASE_EVENT.uid, DETECTION_FINDING.uid})
+"""Classes without an ``actor``: who did it goes in ``unmapped``."""
 
 USE_PRIVILEGE: Final = "use"
 """What a data source's permissions grant."""
@@ -343,6 +364,59 @@ def _trail_entity(event: Event) -> dict[str, Any]:
     }
 
 
+# -- Detection Finding -------------------------------------------------------------------------
+
+
+def _time_of(text: str) -> int | None:
+    try:
+        return parse_iso(text, field="time") if text else None
+    except InvalidInput:
+        return None
+
+
+def _finding(activity: int, status: tuple[int, str]) -> Callable[[Event], Mapped]:
+    def mapped(event: Event) -> Mapped:
+        rule = event.get("rule") or "unknown"
+        info: dict[str, Any] = {
+            "uid": event.get("findingId") or "unknown",
+            "title": event.get("summary") or rule,
+            "types": [rule],
+            "analytic": {"name": rule, "uid": rule, "type_id": RULE_ANALYTIC, "type": "Rule"},
+        }
+        seen = _time_of(event.get("time"))
+        if seen is not None:
+            info["last_seen_time"] = seen
+        seqs = [seq for seq in event.ids("seqs") if seq.isdigit()]
+        if seqs:
+            info["related_events"] = [{"uid": seq} for seq in seqs]
+            info["related_events_count"] = len(seqs)
+        severity_id, severity = FINDING_SEVERITY.get(event.get("severity"), (UNKNOWN, "Unknown"))
+        attributes: dict[str, Any] = {
+            "finding_info": info,
+            "severity_id": severity_id,
+            "severity": severity,
+            "status_id": status[0],
+            "status": status[1],
+        }
+        if activity == FINDING_CREATE:
+            attributes["is_alert"] = True
+        if event.get("note"):
+            attributes["comment"] = event.get("note")
+        if event.get("dataSourceId"):
+            attributes["resources"] = [{
+                "uid": event.get("dataSourceId"), "name": event.get("dataSourceName"),
+                "type": "Data Source",
+            }]  # fmt: skip
+        if event.get("userId"):
+            user = {"uid": event.get("userId"), "name": event.get("username") or None}
+            attributes["evidences"] = [
+                {"name": "user", "user": {k: v for k, v in user.items() if v}}
+            ]
+        return Mapped(DETECTION_FINDING, activity, attributes, info["title"])
+
+    return mapped
+
+
 def _change_refused(event: Event) -> Mapped:
     activity = REFUSED_ACTION_ACTIVITY.get(event.get("action"), UPDATE)
     return _entity(activity, _data_source_entity)(event)
@@ -381,6 +455,8 @@ MAPPINGS: Final[dict[str, Callable[[Event], Mapped]]] = {
     EventKind.RETENTION_REFUSED: _entity(UPDATE, _trail_entity),
     EventKind.TRAIL_PURGED: _entity(DELETE, _trail_entity),
     EventKind.TRAIL_READ: _entity(ENTITY_READ, _trail_entity),
+    EventKind.FINDING_RAISED: _finding(FINDING_CREATE, FINDING_NEW),
+    EventKind.FINDING_ACKNOWLEDGED: _finding(FINDING_UPDATE, FINDING_ACKNOWLEDGED),
 }
 """Every kind's mapping (a test holds it to ``EventKind``)."""
 
@@ -460,7 +536,7 @@ def ocsf_event(row: SealedRow, checkpoint: CheckpointRecord | None) -> dict[str,
         **mapped.attributes,
         "unmapped": unmapped,
     }
-    if ocsf_class is BASE_EVENT:  # no ``actor`` in the base event
+    if ocsf_class.uid in NO_ACTOR:  # no ``actor`` in the base event, nor in a finding
         unmapped["actor"] = document.pop("actor")
     if refused and event.get("reason"):
         document["status_detail"] = event.get("reason")

@@ -16,7 +16,9 @@
       span.textContent = fmt.format(when);
       span.title = "your local time";
       el.dataset.local = "1";
-      el.insertAdjacentElement("afterend", span);
+      // Outside a link, so that the link's name stays the time it shows (UTC).
+      var link = el.closest("a");
+      (link || el).insertAdjacentElement("afterend", span);
     });
   }
 
@@ -66,7 +68,36 @@
     }
   }
 
+  // The permission editor's user list: a search box that narrows it (without JS the whole
+  // list shows, and the box stays hidden), and the count of ticked users.
+  function userPicker() {
+    var picker = document.getElementById("user-picker");
+    if (!picker) return;
+    var search = document.getElementById("user-search");
+    var empty = document.getElementById("user-search-empty");
+    var count = document.getElementById("user-count");
+    var items = picker.querySelectorAll("li[data-username]");
+    function counted() {
+      var ticked = picker.querySelectorAll("input[name=user_ids]:checked").length;
+      if (count) count.textContent = ticked + " chosen";
+    }
+    picker.addEventListener("change", counted);
+    if (!search) return;
+    search.closest(".user-search").hidden = false;
+    search.addEventListener("input", function () {
+      var needle = search.value.trim().toLowerCase();
+      var shown = 0;
+      items.forEach(function (item) {
+        var match = !needle || item.dataset.username.indexOf(needle) >= 0;
+        item.hidden = !match;
+        if (match) shown += 1;
+      });
+      if (empty) empty.hidden = shown > 0;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    userPicker();
     compactFilters();
     localTimes();
     suggestions();

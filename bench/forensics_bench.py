@@ -1,0 +1,554 @@
+"""Forensics at scale: a trail of N events (default 1,000,000; ``--events 10000000``) over 182
+days, on SQLite and PostgreSQL (``--only``), built through the bulk path of ``audit_bench.py
+--scale`` (sealed batches: leaf hashes, subtrees, signed checkpoints; ``executemany`` on
+SQLite, ``COPY`` on PostgreSQL, indexes rebuilt after), with data source lifecycles mixed in so
+that grants exist: 500 data sources created at the start, then about 2% of the events are
+permission changes (users added and removed, everyone-shares made and taken back), ownership
+transfers, project attachments and detachments, and deletions with the name given again to a
+new data source; the rest are accesses (3% refused) from 4,000 runs of 200 users.
+
+Then:
+
+(f) the follower from event 1 to the head (events/s), with the consumers ``dstrail serve``
+    runs (the detection rules), or the grants alone (``--grants-only``);
+(q) each answer timed in process (the service call: catching up, reading, naming) beside a
+    raw indexed SQL query over the same events, interleaved, medians and p90s:
+    - entitlements of a data source at T (the middle of the span), beside the data source's
+      granting events read up to T (``ix_audit_ds_seq``), replayed;
+    - entitlements of a user at T, beside every granting event up to T (``ix_audit_kind_ts``)
+      replayed for that user;
+    - the first page (100) of the timelines of a user, a run and a data source, beside the
+      subject's first 100 events (``ix_audit_user_seq``, ``ix_audit_run_seq``,
+      ``ix_audit_ds_seq``).
+
+The answers are checked against the raw replays before they are timed. Target: every answer
+under a second at 10,000,000 events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import psycopg
+
+from audit_bench import (
+    Backend,
+    Catalog,
+    PostgreSQLBackend,
+    SQLiteBackend,
+    _count_days,
+    bench_admin,
+    load_average,
+    make_catalog,
+    median,
+    p90,
+    pg_reachable,
+    say,
+)
+from dstrail.context import Dstrail, open_dstrail
+from dstrail.domain.forensics.entitlements import GRANTING_KINDS
+from dstrail.domain.forensics.queries import EntitlementsQuery, TimelineQuery
+from dstrail.domain.timestamps import DAY_MS
+from dstrail.domain.trail import EventKind
+from dstrail.domain.users import OPERATOR
+from dstrail.services.forensic_answers import (
+    DataSourceEntitlements,
+    UserEntitlements,
+    entitlements,
+    timeline,
+)
+from dstrail.services.forensics import Follower
+from dstrail.settings import Settings
+from long_reads import SPAN_DAYS, interleaved
+from scale_bench import Sink
+from support import Sealer, raw_row
+
+DEFAULT_EVENTS: Final = 1_000_000
+BATCH_ROWS: Final = 200_000
+LIFECYCLE_SHARE: Final = 0.02
+REFUSED_SHARE: Final = 0.03
+PAGE: Final = 100
+_GRANTING = sorted(GRANTING_KINDS)
+
+
+# -- the trail ----------------------------------------------------------------------------------
+
+
+def _hex(rng: random.Random) -> str:
+    return f"{rng.getrandbits(96):024x}"
+
+
+@dataclass
+class Source:
+    """A data source of the generated trail, as its events left it."""
+
+    id: str
+    name: str
+    type: str
+    owner: int
+    users: set[int] = field(default_factory=set)
+    everyone: bool = False
+    projects: set[str] = field(default_factory=set)
+
+
+class Lifecycles:
+    """Makes the events, one at a time, keeping the data sources' state so that each change
+    is one the services would record (the metadata keys theirs)."""
+
+    def __init__(self, catalog: Catalog, rng: random.Random) -> None:
+        self.catalog, self.rng = catalog, rng
+        self.users = catalog.users
+        self.projects = sorted({run[2] for run in catalog.runs})
+        self.sources = [
+            Source(ds_id, name, ds_type, owner=rng.randrange(len(self.users)))
+            for ds_id, name, ds_type in catalog.sources
+        ]
+        for source in self.sources:
+            source.users = set(rng.sample(range(len(self.users)), rng.randrange(0, 4)))
+            source.everyone = rng.random() < 0.2
+        self._setup = self._setup_events()
+
+    def _setup_events(self) -> Iterator[tuple[Any, ...]]:
+        for user_id, username in self.users:
+            yield self._platform(
+                EventKind.USER_CREATED, {"userId": user_id, "username": username, "role": "User"}
+            )
+        for source in self.sources:
+            yield self._create(source)
+
+    def _platform(self, kind: EventKind, metadata: dict[str, str]) -> tuple[Any, ...]:
+        return (kind.value, "", "", "", OPERATOR.id, OPERATOR.username, None, None, metadata)
+
+    def _of(
+        self,
+        kind: EventKind,
+        source: Source,
+        actor: int,
+        metadata: dict[str, str],
+        run: tuple[str, str, str, str] | None = None,
+        project_id: str | None = None,
+    ) -> tuple[Any, ...]:
+        user_id, username = self.users[actor]
+        return (
+            kind.value, source.id, source.name, source.type, user_id, username,
+            run[0] if run else None, run[2] if run else project_id, metadata,
+        )  # fmt: skip
+
+    def _create(self, source: Source) -> tuple[Any, ...]:
+        return self._of(
+            EventKind.CREATE_DATA_SOURCE, source, source.owner,
+            {
+                "credentialType": "Shared",
+                "isEveryone": "true" if source.everyone else "false",
+                "ownerId": self.users[source.owner][0],
+                "userIds": ",".join(sorted(self.users[u][0] for u in source.users)),
+                "projectIds": "",
+            },
+        )  # fmt: skip
+
+    def next(self) -> tuple[Any, ...]:
+        """(kind, ds id, ds name, ds type, performed by, username, run id, project id,
+        metadata) of the next event."""
+        setup = next(self._setup, None)
+        if setup is not None:
+            return setup
+        rng = self.rng
+        source = rng.choice(self.sources)
+        if rng.random() < LIFECYCLE_SHARE:
+            return self._change(source)
+        run = rng.choice(self.catalog.runs)
+        actor = rng.randrange(len(self.users))
+        metadata = {
+            "runType": run[1], "projectId": run[2], "runId": run[0], "dataPlaneId": run[3],
+            "clientSource": "Python", **self._operation(source),
+        }  # fmt: skip
+        if rng.random() < REFUSED_SHARE:
+            metadata["reason"] = "notPermitted"
+            return self._of(EventKind.ACCESS_REFUSED, source, actor, metadata)
+        return self._of(EventKind.ACCESS_DATA_SOURCE, source, actor, metadata, run=run)
+
+    def _operation(self, source: Source) -> dict[str, str]:
+        rng = self.rng
+        pick = rng.random()
+        if pick < 0.6:
+            return {
+                "operation": "objectKey",
+                "objectKey": f"{source.name}/part-{rng.randrange(10_000):05d}.parquet",
+                "isReadWrite": "false",
+            }
+        if pick < 0.8:
+            return {"operation": "listObjects", "prefix": f"{source.name}/{rng.randrange(50)}/"}
+        return {"operation": "query", "queryDigest": f"{rng.getrandbits(256):064x}"}
+
+    def _change(self, source: Source) -> tuple[Any, ...]:
+        rng = self.rng
+        pick = rng.random()
+        actor = source.owner
+        if pick < 0.45:
+            added = {u for u in rng.sample(range(len(self.users)), 2) if u not in source.users}
+            removed = set(rng.sample(sorted(source.users), min(len(source.users), 1)))
+            everyone = (not source.everyone) if rng.random() < 0.3 else source.everyone
+            source.users = (source.users - removed) | added
+            source.everyone = everyone
+            return self._of(
+                EventKind.CHANGE_OF_PERMISSIONS, source, actor,
+                {
+                    "isEveryone": "true" if everyone else "false",
+                    "addedUserIds": ",".join(sorted(self.users[u][0] for u in added)),
+                    "removedUserIds": ",".join(sorted(self.users[u][0] for u in removed)),
+                },
+            )  # fmt: skip
+        if pick < 0.75:
+            project = rng.choice(self.projects)
+            name = {"projectId": project, "projectName": f"project-{project[-5:]}"}
+            if project in source.projects:
+                source.projects.discard(project)
+                kind = EventKind.DISSOCIATED_FROM_PROJECT
+            else:
+                source.projects.add(project)
+                kind = EventKind.ASSOCIATED_TO_PROJECT
+            return self._of(kind, source, actor, name, project_id=project)
+        if pick < 0.9:
+            new = rng.choice([u for u in range(len(self.users)) if u != source.owner])
+            previous = source.owner
+            source.owner = new
+            return self._of(
+                EventKind.CHANGE_OF_OWNERSHIP, source, actor,
+                {
+                    "previousOwnerId": self.users[previous][0],
+                    "previousOwnerUsername": self.users[previous][1],
+                    "newOwnerId": self.users[new][0],
+                    "newOwnerUsername": self.users[new][1],
+                },
+            )  # fmt: skip
+        # deleted, and its name given to a new data source at once (the next event)
+        deleted = self._of(EventKind.DELETE_DATA_SOURCE, source, actor, {})
+        index = self.sources.index(source)
+        fresh = Source(_hex(rng), source.name, source.type, owner=rng.randrange(len(self.users)))
+        fresh.everyone = rng.random() < 0.2
+        self.sources[index] = fresh
+        self._setup = iter([self._create(fresh)])
+        return deleted
+
+
+def trail_batches(
+    catalog: Catalog, count: int, *, now_ms: int, seed: int, first_seq: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``count`` events over the ``SPAN_DAYS`` before ``now_ms``, oldest first, as raw rows
+    (``support.RAW_COLUMNS``), ``BATCH_ROWS`` at a time, numbered from ``first_seq``."""
+    rng = random.Random(seed)
+    lifecycles = Lifecycles(catalog, rng)
+    span = SPAN_DAYS * DAY_MS
+    first_ms = now_ms - span
+    for done in range(0, count, BATCH_ROWS):
+        rows = min(BATCH_ROWS, count - done)
+        low = first_ms + span * done // count
+        high = first_ms + span * (done + rows) // count
+        stamps = sorted(rng.randrange(low, high) for _ in range(rows))
+        batch = []
+        for i, ts_ms in enumerate(stamps):
+            kind, ds_id, name, ds_type, by, username, run_id, project_id, metadata = (
+                lifecycles.next()
+            )
+            batch.append(
+                raw_row(
+                    seq=first_seq + done + i, ts_ms=ts_ms, event_kind=kind, data_source_id=ds_id,
+                    data_source_name=name, data_source_type=ds_type, performed_by=by,
+                    performed_by_username=username, run_id=run_id, project_id=project_id,
+                    metadata=orjson.dumps({"performedByUsername": username, **metadata}).decode(),
+                )
+            )  # fmt: skip
+        yield batch
+
+
+@dataclass
+class Store:
+    """One database, built."""
+
+    backend: Backend
+    dstrail: Dstrail
+    conn: Any
+    sink: Sink
+
+
+def build(
+    backends: list[Backend], catalog: Catalog, events: int, seed: int, workdir: Path
+) -> tuple[list[Store], int]:
+    """Each database migrated, then the same sealed events written to each; the first ms."""
+    now_ms = time.time_ns() // 1_000_000
+    first_ms = now_ms - SPAN_DAYS * DAY_MS
+    stores = []
+    for backend in backends:
+        backend.create()
+        dstrail = open_dstrail(
+            Settings(
+                data_dir=workdir / f"forensics-{backend.name.lower()}", database_url=backend.url
+            )
+        )
+        conn = backend.raw()
+        stores.append(Store(backend, dstrail, conn, Sink(backend, dstrail, conn)))
+    size, packed = stores[0].backend.raw_select(
+        stores[0].conn, "SELECT size, frontier FROM audit_head WHERE id = 1", []
+    )[0]
+    frontier = [bytes(packed or b"")[i : i + 32] for i in range(0, len(packed or b""), 32)]
+    sealer = Sealer(size=int(size), frontier=frontier)
+    for store in stores:
+        store.sink.start(first_ms, now_ms)
+    counts: collections.Counter[tuple[int, str]] = collections.Counter()
+    started, total = time.perf_counter(), 0
+    for batch in trail_batches(catalog, events, now_ms=now_ms, seed=seed, first_seq=int(size) + 1):
+        sealed = sealer.seal(batch)
+        for store in stores:
+            store.sink.write(sealed)
+        _count_days(counts, batch)
+        total += len(batch)
+    sealer.close(now_ms)
+    for store in stores:
+        store.sink.finish(sealer, counts, total)
+        bench_admin(store.dstrail.store, time.time_ns() // 1_000_000)
+    say(f"built {total:,} events in {time.perf_counter() - started:.0f}s")
+    return stores, first_ms
+
+
+# -- raw baselines --------------------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    "seq, ts_ms, event_kind, data_source_id, data_source_name, data_source_type, performed_by, "
+    "performed_by_username, run_id, project_id, metadata"
+)
+_SEQ_AT = "SELECT seq FROM audit_events WHERE ts_ms <= ? ORDER BY ts_ms DESC, seq DESC LIMIT 1"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def raw_data_source(backend: Backend, conn: Any, ds_id: str, at_ms: int) -> set[tuple[str, str]]:
+    """The use grants (via, subject) of ``ds_id`` at ``at_ms``, from its granting events."""
+    [(at_seq,)] = backend.raw_select(conn, _SEQ_AT, [at_ms])
+    rows = backend.raw_select(
+        conn,
+        f"SELECT event_kind, metadata FROM audit_events WHERE data_source_id = ? AND seq <= ? "
+        f"AND event_kind IN ({_marks(_GRANTING)}) ORDER BY seq",
+        [ds_id, at_seq, *_GRANTING],
+    )
+    return _replay(rows).get("only", set())
+
+
+def raw_user(backend: Backend, conn: Any, user_id: str, at_ms: int) -> set[str]:
+    """The data sources ``user_id`` could use at ``at_ms``, from every granting event."""
+    [(at_seq,)] = backend.raw_select(conn, _SEQ_AT, [at_ms])
+    rows = backend.raw_select(
+        conn,
+        f"SELECT event_kind, metadata, data_source_id FROM audit_events "
+        f"WHERE event_kind IN ({_marks(_GRANTING)}) AND ts_ms <= ? AND seq <= ? ORDER BY seq",
+        [*_GRANTING, at_ms + DAY_MS, at_seq],
+    )
+    grants = _replay(rows)
+    return {
+        ds_id for ds_id, found in grants.items()
+        if any(subject in (user_id, "") for _via, subject in found)
+    }  # fmt: skip
+
+
+def _replay(rows: list[tuple[Any, ...]]) -> dict[str, set[tuple[str, str]]]:
+    """Granting events (kind, metadata[, ds id]) in seq order to each data source's use grants."""
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for row in rows:
+        kind, text = row[0], row[1]
+        ds_id = row[2] if len(row) > 2 else "only"
+        m = orjson.loads(text)
+        held = grants.setdefault(ds_id, set())
+        if kind == EventKind.CREATE_DATA_SOURCE:
+            held.clear()
+            held.add(("owner", m["ownerId"]))
+            held |= {("user", u) for u in m["userIds"].split(",") if u}
+            if m["isEveryone"] == "true":
+                held.add(("everyone", ""))
+        elif kind == EventKind.CHANGE_OF_PERMISSIONS:
+            held -= {("user", u) for u in m["removedUserIds"].split(",") if u}
+            held |= {("user", u) for u in m["addedUserIds"].split(",") if u}
+            held.discard(("everyone", ""))
+            if m["isEveryone"] == "true":
+                held.add(("everyone", ""))
+        elif kind == EventKind.CHANGE_OF_OWNERSHIP:
+            held -= {g for g in held if g[0] == "owner"}
+            held.add(("owner", m["newOwnerId"]))
+        elif kind == EventKind.DELETE_DATA_SOURCE:
+            held.clear()
+    return grants
+
+
+def raw_page(backend: Backend, conn: Any, column: str, value: str) -> list[tuple[Any, ...]]:
+    """The first ``PAGE`` events of a subject, in seq order (its ``..._seq`` index)."""
+    return backend.raw_select(
+        conn,
+        f"SELECT {_EVENT_COLUMNS} FROM audit_events WHERE {column} = ? ORDER BY seq LIMIT ?",
+        [value, PAGE],
+    )
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    label: str
+    app: list[float]
+    raw: list[float]
+    size: str
+
+    def line(self) -> str:
+        app, raw = median(self.app), median(self.raw)
+        return (
+            f"  {self.label:<38} {app * 1000:8.1f} ms (p90 {p90(self.app) * 1000:7.1f})   "
+            f"raw {raw * 1000:8.1f} ms (p90 {p90(self.raw) * 1000:7.1f})   "
+            f"{app / raw if raw else float('inf'):6.2f}x   {self.size}"
+        )
+
+
+def bench_database(
+    store: Store, catalog: Catalog, first_ms: int, reps: int, grants_only: bool
+) -> list[str]:
+    dstrail, backend, conn = store.dstrail, store.backend, store.conn
+    follower = Follower(
+        dstrail.store, settings=dstrail.settings, clock=dstrail.clock,
+        batch_events=dstrail.settings.forensics_batch_events,
+        **({"consumers": ()} if grants_only else {}),
+    )  # fmt: skip
+    started = time.perf_counter()
+    taken = follower.catch_up()
+    seconds = time.perf_counter() - started
+    consumers = ", ".join(c.name for c in follower.consumers) or "none"
+    follow = (
+        f"follower: {taken:,} events in {seconds:.1f}s = {taken / seconds:,.0f} events/s "
+        f"(consumers: {consumers})"
+    )
+    say(f"  {follow}")
+    with dstrail.store.read() as tx:
+        digest = tx.forensics.digest()
+    say(
+        f"  derived: {digest.grants:,} grants, {digest.users:,} users, {digest.data_sources:,} data sources"
+    )
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("ANALYZE")
+    else:
+        conn.autocommit = True
+        conn.execute("ANALYZE forensic_grants, forensic_users, forensic_data_sources")
+        conn.autocommit = False
+
+    at_ms = first_ms + SPAN_DAYS * DAY_MS // 2
+    ds_id = catalog.sources[7][0]
+    user_id = catalog.users[3][0]
+    run_id = catalog.runs[11][0]
+
+    def ds_answer() -> DataSourceEntitlements:
+        answer = entitlements(follower, EntitlementsQuery("data_source_id", ds_id, at_ms=at_ms))
+        assert isinstance(answer, DataSourceEntitlements)
+        return answer
+
+    def user_answer() -> UserEntitlements:
+        answer = entitlements(follower, EntitlementsQuery("user_id", user_id, at_ms=at_ms))
+        assert isinstance(answer, UserEntitlements)
+        return answer
+
+    got = {(g.via.value, g.subject_id) for g in ds_answer().grants}
+    if got != raw_data_source(backend, conn, ds_id, at_ms):
+        raise SystemExit(f"{backend.name}: the data source's entitlements differ from the replay")
+    reachable = {e.data_source_id for e in user_answer().data_sources}
+    if reachable != raw_user(backend, conn, user_id, at_ms):
+        raise SystemExit(f"{backend.name}: the user's entitlements differ from the replay")
+
+    def page(subject: str, value: str) -> Callable[[], object]:
+        return lambda: timeline(follower, TimelineQuery(subject, value, limit=PAGE))
+
+    figures = []
+    for label, app, raw, size in (
+        (
+            "entitlements of a data source at T", ds_answer,
+            lambda: raw_data_source(backend, conn, ds_id, at_ms),
+            f"{len(got)} grants, {len(ds_answer().reach)} users",
+        ),
+        (
+            "entitlements of a user at T", user_answer,
+            lambda: raw_user(backend, conn, user_id, at_ms), f"{len(reachable)} data sources",
+        ),
+        (
+            "timeline of a user, first page", page("user_id", user_id),
+            lambda: raw_page(backend, conn, "performed_by", user_id), f"{PAGE} entries",
+        ),
+        (
+            "timeline of a run, first page", page("run_id", run_id),
+            lambda: raw_page(backend, conn, "run_id", run_id), f"{PAGE} entries",
+        ),
+        (
+            "timeline of a data source, first page", page("data_source_id", ds_id),
+            lambda: raw_page(backend, conn, "data_source_id", ds_id), f"{PAGE} entries",
+        ),
+    ):  # fmt: skip
+        timed = interleaved(app, raw, reps)
+        figures.append(Figure(label, timed.app, timed.raw, size))
+        say(figures[-1].line())
+    slowest = max(figures, key=lambda f: median(f.app))
+    return [follow, f"slowest answer {median(slowest.app) * 1000:.1f} ms ({slowest.label})"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), default=None)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--grants-only", action="store_true", help="follow without the detection rules' consumers"
+    )
+    args = parser.parse_args(argv)
+    say(
+        f"dstrail forensics benchmark: {args.events:,} events over {SPAN_DAYS} days, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, SQLite "
+        f"{sqlite3.sqlite_version}, psycopg {psycopg.__version__}; load average {load_average()}"
+    )
+    catalog = make_catalog(random.Random(args.seed))
+    summary = []
+    with tempfile.TemporaryDirectory(prefix="dstrail-forensics-") as tmp:
+        backends: list[Backend] = []
+        for kind in [args.only] if args.only else ["postgresql", "sqlite"]:
+            if kind == "postgresql":
+                why = pg_reachable()
+                if why:
+                    say(f"PostgreSQL: skipped, not reachable: {why}")
+                    continue
+                backends.append(PostgreSQLBackend("forensics"))
+            else:
+                backends.append(SQLiteBackend(Path(tmp), "forensics"))
+        try:
+            stores, first_ms = build(backends, catalog, args.events, args.seed, Path(tmp))
+            for store in stores:
+                say(f"\n{store.backend.name}  (load average {load_average()})")
+                lines = bench_database(store, catalog, first_ms, args.reps, args.grants_only)
+                summary += [f"  {store.backend.name}: {line}" for line in lines]
+                store.conn.close()
+                store.dstrail.store.dispose()
+        finally:
+            for backend in backends:
+                backend.drop()
+    say("\nsummary:")
+    for line in summary:
+        say(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

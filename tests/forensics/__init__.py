@@ -1,0 +1,1 @@
+"""Forensics: entitlements, timelines, the follower and rebuild; findings."""
