@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - the dev extra installs it
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
+from tests.web.axe import check_axe  # noqa: E402 - after Playwright's import check
+
 HOUR_MS = 3_600_000
 
 
@@ -306,6 +308,7 @@ def test_a_user_is_refused_with_the_navigation_kept(page: Page, history: History
         expect(page.locator(".message")).to_contain_text("SysAdmin or the Auditor")
         expect(page.locator("header nav")).to_contain_text("Data sources")
         expect(page.locator(".who .username")).to_have_text("alice")
+        check_axe(page)
     refused = [
         orjson.loads(e.metadata)
         for e in _events(history.dstrail, before)
@@ -364,6 +367,7 @@ def test_entitlements_follow_the_history_of_a_data_source(page: Page, history: H
     assert owner_event.get_attribute("href") == f"/audit/events/{history.seqs['created']}"
     expect(page.locator("#grants tbody tr").first).to_contain_text("by alice")
     expect(page.locator("#no-projects")).to_be_visible()
+    check_axe(page)
     # T2: bob replaced by carol (a revoke), attached to churn-model
     _ask(page, "datasource", "lake-ds", t["T2"])
     assert _grants(page) == [
@@ -400,6 +404,7 @@ def test_entitlements_follow_the_history_of_a_data_source(page: Page, history: H
     expect(page.locator("#status")).to_have_text("Deleted")
     expect(page.locator("#no-grants")).to_contain_text("deleted")
     expect(page.locator("#nobody")).to_be_visible()
+    check_axe(page)
     # now: the name is the new data source's
     _ask(page, "datasource", "lake-ds")
     expect(page.locator("#subject-heading")).to_contain_text(history.new.id)
@@ -428,6 +433,7 @@ def test_what_a_user_could_reach_and_the_links_between(page: Page, history: Hist
     expect(page.locator("#subject-heading")).to_contain_text(history.bob.id)
     assert reached() == {"lake-ds": "listed user"}
     expect(page.locator("#reach")).to_contain_text("CreateDataSource")
+    check_axe(page)
     _ask(page, "user", "bob", t["T2"])
     expect(page.locator("#empty")).to_be_visible()
     _ask(page, "user", "bob", t["T3"])
@@ -479,6 +485,7 @@ def test_bad_input_marks_the_field_and_says_what_is_accepted(page: Page, history
     _marked(page, "f-at", "last tuesday", "accepted:", "2026-06-01 12:00")
     expect(page.locator("#f-at")).to_have_value("last tuesday")
     expect(page.locator("#f-subject")).not_to_have_attribute("aria-invalid", "true")
+    check_axe(page)
     with page.expect_response(lambda r: "/forensics/entitlements?" in r.url) as answer:
         _ask(page, "datasource", "no-such-ds")
     assert answer.value.status == 404
@@ -513,6 +520,7 @@ def test_bad_input_marks_the_field_and_says_what_is_accepted(page: Page, history
     response = page.goto(f"{history.base}/forensics/findings/{'0' * 24}")
     assert response is not None and response.status == 404
     expect(page.locator("header nav")).to_contain_text("Forensics")
+    check_axe(page)
 
 
 # -- timelines --------------------------------------------------------------------------------------
@@ -542,6 +550,7 @@ def test_a_timeline_pages_through_what_a_user_did_and_was_granted(
     expect(created).to_contain_text("granted: listed user")
     expect(page.locator("#timeline")).to_contain_text("raw/1.csv")
     expect(page.locator("#timeline")).to_contain_text("raw/0/")
+    check_axe(page)
     page.click("#newer")
     assert _page_seqs(page) == expected[10:20]
     revoked = page.locator(f"#timeline tr[data-seq='{history.seqs['revoked']}']")
@@ -607,6 +616,7 @@ def test_findings_are_listed_filtered_opened_and_acknowledged(
     page.select_option("#f-rule", "everyoneShare")
     page.click("#apply")
     expect(page.locator("#findings tbody tr")).to_have_count(1)
+    check_axe(page)
     row = page.locator("#findings tbody tr").first
     expect(row).to_contain_text("lake-ds")
     expect(row.locator(".badge.open")).to_be_visible()
@@ -626,6 +636,7 @@ def test_findings_are_listed_filtered_opened_and_acknowledged(
     linked = page.locator(f"table.events tr[data-seq='{history.seqs['everyone']}']")
     expect(linked).to_contain_text("DataSourceChangeOfPermissions")
     expect(page.locator("#raised")).to_contain_text("ForensicFindingRaised")
+    check_axe(page)
 
     other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     sign_in(other, history, history.auditor)
@@ -642,6 +653,7 @@ def test_findings_are_listed_filtered_opened_and_acknowledged(
     expect(page.locator("#done")).to_contain_text("ForensicFindingAcknowledged")
     expect(page.locator("#acknowledged")).to_contain_text("root-admin")
     expect(page.locator("#ack-note")).to_have_text(note)
+    check_axe(page)
 
     other.fill("#f-note", "me too")
     with other.expect_response(lambda r: r.url.endswith("/acknowledge")) as answer:
