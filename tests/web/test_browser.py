@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.users import Role
 from dstrail.services import datasources as ds_service
 from dstrail.settings import Settings
-from tests.conftest import _pg_admin, _pg_url
 from tests.support import Login, make_user
 from tests.web.browser import serving
 from tests.web.support import access, create_ds, project_and_run
@@ -58,25 +56,6 @@ class Site:
     project: Project
     run: Run
     clock: ShiftedClock
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database of each kind for the module (PostgreSQL: a copy of the template)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('console-db') / 'dstrail.sqlite3'}"
-        return
-    template = request.getfixturevalue("pg_template")
-    if template is None:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"dstrail_web_{uuid.uuid4().hex[:12]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

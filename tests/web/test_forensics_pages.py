@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,6 @@ from dstrail.services import datasources as ds_service
 from dstrail.services.finding_answers import findings_page
 from dstrail.services.forensics import follower_for
 from dstrail.settings import Settings
-from tests.conftest import _pg_admin, _pg_url
 from tests.support import Login, make_user
 from tests.web.browser import serving
 from tests.web.support import access, create_ds, project_and_run
@@ -107,25 +105,6 @@ def _user_created(dstrail: Dstrail, login: Login) -> int:
 def _typed(ms: int) -> str:
     """A moment as a person types it: UTC, no offset, to the second."""
     return format_ms(ms)[:19].replace("T", " ")
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database of each kind for the module (PostgreSQL: a copy of the template)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('forensics-db') / 'dstrail.sqlite3'}"
-        return
-    template = request.getfixturevalue("pg_template")
-    if template is None:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"dstrail_fx_{uuid.uuid4().hex[:12]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _refused(dstrail: Dstrail, ds: DataSource, who: Login) -> int:

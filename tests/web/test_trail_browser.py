@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +23,6 @@ from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.users import Role
 from dstrail.services import datasources as ds_service
 from dstrail.settings import Settings
-from tests.conftest import _pg_admin, _pg_url
 from tests.support import Login, make_user
 from tests.web.browser import serving
 from tests.web.support import access, create_ds, project_and_run
@@ -63,25 +61,6 @@ class Site:
     lake: DataSource
     project: Project
     run: Run
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh database of each kind for the module (PostgreSQL: a copy of the template)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('trail-db') / 'dstrail.sqlite3'}"
-        return
-    template = request.getfixturevalue("pg_template")
-    if template is None:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"dstrail_trail_{uuid.uuid4().hex[:12]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
