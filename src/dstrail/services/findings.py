@@ -148,10 +148,12 @@ def evaluate_batch(tx: Repositories, events: Sequence[TrailEvent], context: Batc
     if context.replaying:
         return  # a rebuild: found again, recorded in the trail already (or never)
     already = findings_repo.raised([finding.id for finding in found])
-    for finding in found:
-        if finding.id not in already:
-            seq = tx.audit.append(_raised_event(finding, now_ms=context.now_ms))
-            findings_repo.note_raised(finding.id, seq=seq, ms=context.now_ms)
+    new = [finding for finding in found if finding.id not in already]
+    # Recorded together: one head read and one write for the batch's findings, however many.
+    seqs = tx.audit.append_all([_raised_event(f, now_ms=context.now_ms) for f in new])
+    findings_repo.note_raised(
+        [(finding.id, seq) for finding, seq in zip(new, seqs, strict=True)], ms=context.now_ms
+    )
 
 
 def _raised_event(finding: Finding, *, now_ms: int) -> NewAuditEvent:

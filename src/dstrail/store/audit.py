@@ -173,8 +173,15 @@ class AuditRepository:
 
     def append(self, event: NewAuditEvent) -> int:
         """Append one event now; its dense sequence number, in commit order, is returned."""
+        return self.append_all([event])[0]
+
+    def append_all(self, events: Sequence[NewAuditEvent]) -> range:
+        """Append events now, together (one head read, one write); their sequence numbers."""
+        if not events:
+            return range(0)
         with DriverCursor(self._db) as cursor:
-            return self._append(cursor, [event])
+            last = self._append(cursor, events)
+        return range(last - len(events) + 1, last + 1)
 
     def _append(
         self,

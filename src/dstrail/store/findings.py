@@ -238,15 +238,17 @@ class FindingRepository:
         )
         return {str(row[0]) for row in rows}
 
-    def note_raised(self, finding_id: str, *, seq: int, ms: int) -> None:
-        """The finding's ``ForensicFindingRaised`` event is ``seq``."""
+    def note_raised(self, raised: Sequence[tuple[str, int]], *, ms: int) -> None:
+        """Each finding's ``ForensicFindingRaised`` event: (finding id, its seq) pairs."""
+        if not raised:
+            return
         self._db.execute(
             text(
                 "INSERT INTO forensic_finding_events (finding_id, raised_seq, raised_ms) "
                 "VALUES (:id, :seq, :ms) ON CONFLICT (finding_id) DO UPDATE SET "
                 "raised_seq = excluded.raised_seq, raised_ms = excluded.raised_ms"
             ),
-            {"id": finding_id, "seq": seq, "ms": ms},
+            [{"id": finding_id, "seq": seq, "ms": ms} for finding_id, seq in raised],
         )
 
     def acknowledge(self, finding_id: str, ack: Acknowledgement) -> bool:
