@@ -7,18 +7,21 @@ path), with a clock the test moves; and the findings the follower then raises.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 import pytest
+from sqlalchemy import insert
 
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
 from dstrail.domain.forensics.findings import Finding, FindingFilter, FindingView, Rule
+from dstrail.domain.ids import new_object_id
 from dstrail.domain.projects import Project, RunType
 from dstrail.domain.trail import EventKind, NewAuditEvent
-from dstrail.domain.users import Role
+from dstrail.domain.users import Role, User
 from dstrail.services import access
 from dstrail.services import datasources as ds_service
 from dstrail.services.access import AccessClaim, AccessRequest, Grant
@@ -28,6 +31,7 @@ from dstrail.services.forensics import Follower, follower_for
 from dstrail.services.refusals import writing
 from dstrail.services.runs import StartedRun
 from dstrail.settings import Settings
+from dstrail.store.schema import users
 from tests.services.support import make_project, start_run
 from tests.support import Login, SettableClock, create_dataset, make_user
 
@@ -75,6 +79,16 @@ def _served(grant: Grant) -> Grant:
 READ_KEY = functools.partial(access.object_key_operation, "raw/a.csv", is_read_write=False)
 
 
+@dataclass(frozen=True)
+class LegacySource:
+    """A data source the trail knows only from events recorded around the services, as an
+    installation from before the trail recorded its creation (or its initial grants) has."""
+
+    id: str
+    name: str
+    data_source_type: str = "S3Config"
+
+
 class Scene:
     """A history in the making: users, data sources, runs, accesses; then its findings."""
 
@@ -104,6 +118,27 @@ class Scene:
 
     def user(self, name: str, role: Role = Role.USER) -> Login:
         return make_user(self.dstrail, name, role)
+
+    def legacy_user(self, name: str) -> Login:
+        """A user from before the trail recorded ``UserCreated``: in the users table only."""
+        user = User(id=new_object_id(), username=name, email="", role=Role.USER)
+        with self.dstrail.store.engine.begin() as connection:
+            connection.execute(
+                insert(users).values(
+                    id=user.id, username=name, email="", role=user.role.value, created_at=0
+                )
+            )
+        return Login(user=user, api_key="")
+
+    def legacy_dataset(self, owner: Login, name: str) -> LegacySource:
+        """A data source whose ``CreateDataSource`` predates the initial grants (no
+        ``ownerId``, ``userIds``): who else was listed is not in the trail."""
+        source = LegacySource(new_object_id(), name)
+        self._record(
+            EventKind.CREATE_DATA_SOURCE, owner, source,
+            {"credentialType": "Shared", "isEveryone": "false"},
+        )  # fmt: skip
+        return source
 
     def dataset(self, owner: Login, name: str, *users: Login, everyone: bool = False) -> DataSource:
         """A ``DatasetConfig`` data source (its credentials are dstrail's: Shared)."""
@@ -188,17 +223,24 @@ class Scene:
             with pytest.raises(access.AccessRefused):
                 self.use(user, ds)
 
-    def forged_access(self, user: Login, ds: DataSource) -> None:
+    def forged_access(self, user: Login, ds: DataSource | LegacySource) -> None:
         """An ``AccessDataSource`` recorded around the data path (as a bug, or someone with
         the database, would): the trail shows no decision behind it."""
+        self._record(
+            EventKind.ACCESS_DATA_SOURCE, user, ds,
+            {"clientSource": "Python", "operation": "getDataSource"},
+        )  # fmt: skip
+
+    def _record(
+        self, kind: EventKind, user: Login, ds: DataSource | LegacySource, metadata: dict[str, str]
+    ) -> None:
         with self.dstrail.store.write() as tx:
             tx.audit.record(
                 NewAuditEvent(
-                    event_kind=EventKind.ACCESS_DATA_SOURCE, data_source_id=ds.id,
-                    data_source_name=ds.name, data_source_type=ds.data_source_type,
-                    performed_by=user.id, performed_by_username=user.user.username,
-                    timestamp_ms=self.clock(),
-                    metadata={"clientSource": "Python", "operation": "getDataSource"},
+                    event_kind=kind, data_source_id=ds.id, data_source_name=ds.name,
+                    data_source_type=ds.data_source_type, performed_by=user.id,
+                    performed_by_username=user.user.username, timestamp_ms=self.clock(),
+                    metadata=metadata,
                 )
             )  # fmt: skip
 

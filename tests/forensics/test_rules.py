@@ -10,6 +10,7 @@ import pytest
 
 from dstrail.context import Dstrail
 from dstrail.domain.forensics.findings import Rule, Severity
+from dstrail.domain.ids import new_object_id
 from dstrail.domain.projects import RunType
 from dstrail.domain.users import Role
 from dstrail.settings import Settings
@@ -17,6 +18,7 @@ from tests.forensics.findings_scenes import (
     HOUR,
     MINUTE,
     START_MS,
+    LegacySource,
     Scene,
     kind_of,
     rules_settings,
@@ -90,6 +92,32 @@ def test_an_access_without_a_grant_in_force_is_an_integrity_alarm(scene: Scene) 
     assert [(f.username, f.seqs) for f in found] == [("carol", (first,)), ("carol", (second,))]
     assert all(f.severity is Severity.HIGH for f in found)
     assert "integrity alarm" in found[0].summary
+
+
+def test_no_alarm_where_the_trail_never_saw_the_grants(scene: Scene) -> None:
+    """An upgraded installation: data sources and users older than what the trail records.
+    Their grants are unknown, so accesses to them raise no integrity alarm; the data sources
+    and users the trail saw created still do."""
+    alice, carol = scene.user("alice"), scene.user("carol")
+    legacy_user = scene.legacy_user("olduser")  # no UserCreated
+    untracked = LegacySource(new_object_id(), "untracked")  # no CreateDataSource at all
+    old_format = scene.legacy_dataset(alice, "oldformat")  # CreateDataSource without grants
+    public = scene.dataset(alice, "public", everyone=True)
+    private = scene.dataset(alice, "private")
+    scene.later(HOUR)
+    scene.forged_access(carol, untracked)
+    scene.forged_access(carol, old_format)
+    scene.forged_access(legacy_user, public)  # may have existed when it was shared
+    quiet = scene.last_seq()
+    scene.forged_access(legacy_user, private)  # no share could cover them: alarm
+    scene.forged_access(carol, private)  # alarm
+
+    found = scene.findings(Rule.ACCESS_WITHOUT_GRANT)
+    assert [(f.username, f.data_source_name) for f in found] == [
+        ("olduser", "private"),
+        ("carol", "private"),
+    ]
+    assert all(f.last_seq > quiet for f in found)
 
 
 def test_an_attempt_soon_after_losing_access_in_each_way(scene: Scene) -> None:

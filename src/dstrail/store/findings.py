@@ -155,7 +155,8 @@ class FindingRepository:
         ])  # fmt: skip
         _SOURCES.run(self._db, [
             {"data_source_id": key, "created_ms": s.created_ms,
-             "credential_type": s.credential_type, "is_everyone": s.is_everyone,
+             "grants_recorded": s.grants_recorded, "credential_type": s.credential_type,
+             "is_everyone": s.is_everyone,
              "accesses": s.accesses, "run_types": orjson.dumps(sorted(s.run_types)).decode(),
              "transfer_seq": s.transfer_seq, "transfer_ms": s.transfer_ms,
              "transfer_from": s.transfer_from, "transfer_to": s.transfer_to,
@@ -357,9 +358,11 @@ def _user_state(row: Any) -> UserState:
 
 def _source_state(row: Any) -> SourceState:
     (_, created_ms, credential_type, is_everyone, accesses, run_types, transfer_seq,
-     transfer_ms, transfer_from, transfer_to, refusals, burst_until) = row  # fmt: skip
+     transfer_ms, transfer_from, transfer_to, refusals, burst_until,
+     grants_recorded) = row  # fmt: skip
     return SourceState(
-        created_ms=created_ms, credential_type=credential_type, is_everyone=bool(is_everyone),
+        created_ms=created_ms, grants_recorded=bool(grants_recorded),
+        credential_type=credential_type, is_everyone=bool(is_everyone),
         accesses=accesses, run_types=set(orjson.loads(run_types)), transfer_seq=transfer_seq,
         transfer_ms=transfer_ms, transfer_from=transfer_from, transfer_to=transfer_to,
         refusals=_refusals(refusals), burst_until=burst_until,

@@ -146,6 +146,9 @@ class SourceState:
     """One data source: its creation, share, accesses, run types, last transfer, refusals."""
 
     created_ms: int = -1
+    grants_recorded: bool = False
+    """Whether the trail holds its creation with the initial grants (``ownerId`` on
+    ``CreateDataSource``): only then can it show that a user had no grant."""
     credential_type: str = ""
     is_everyone: bool = False
     accesses: int = 0
@@ -241,6 +244,15 @@ class Grants:
             if created is not None and created[0] <= seq:
                 found = _oldest_in_force(shared, seq, found)
         return found
+
+    def may_cover_unseen(self, data_source_id: str, user_id: str, seq: int) -> bool:
+        """Whether the data source was shared with everyone after event ``seq`` while the
+        trail does not hold the user's creation: they may have existed then (created before
+        the trail recorded users, or in purged events), so the share may have covered them."""
+        if user_id in self._users:
+            return False
+        shared = self._grants.get((data_source_id, ""), ())
+        return _oldest_in_force(shared, seq, None) is not None
 
     def lost(self, data_source_id: str, user_id: str, seq: int, since_ms: int) -> GrantSpan | None:
         """The latest grant of the user's that ended at or before event ``seq`` and at or
@@ -435,17 +447,28 @@ class Detector:
 
     def _access(self, event: TrailEvent) -> None:
         pair = self._pair(event)
+        source = self._source(event.data_source_id)
         grant = self.grants.covering(event.data_source_id, event.performed_by, event.seq)
         if grant is None:
-            self._without_grant(event, pair)
+            if self._shows_no_grant(event, source):
+                self._without_grant(event, pair)
         else:
             self._first_access(event, pair, grant)
         self._volume(event, pair)
         run_type = run_type_of(event)
         if run_type in self.t.unusual_hour_run_types:
             self._unusual_hour(event, self._user(event.performed_by))
-        self._run_type(event, self._source(event.data_source_id), run_type)
+        self._run_type(event, source, run_type)
         pair.last_ms, pair.last_seq = event.ts_ms, event.seq
+
+    def _shows_no_grant(self, event: TrailEvent, source: SourceState) -> bool:
+        """Whether the trail can show that the user had no grant: it holds the data source's
+        creation with its initial grants, and the user's creation if an everyone share was in
+        force. A data source or user older than what the trail holds (an upgraded
+        installation, a purge) has grants the trail never saw, and raises no alarm."""
+        if not source.grants_recorded:
+            return False
+        return not self.grants.may_cover_unseen(event.data_source_id, event.performed_by, event.seq)
 
     def _without_grant(self, event: TrailEvent, pair: PairState) -> None:
         hour = event.ts_ms // HOUR_MS
@@ -665,6 +688,7 @@ class Detector:
     def _created(self, event: TrailEvent) -> None:
         source = self._source(event.data_source_id)
         source.created_ms = event.ts_ms
+        source.grants_recorded = "ownerId" in event.metadata
         source.credential_type = event.metadata.get("credentialType", "")
         source.is_everyone = event.metadata.get("isEveryone") == "true"
         if source.is_everyone:
