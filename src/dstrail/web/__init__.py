@@ -10,8 +10,10 @@ from dstrail.web import (
     audit_views,
     auth_views,
     datasource_views,
-    forensics_views,
+    entitlement_views,
+    finding_views,
     stream_views,
+    timeline_views,
     trail_views,
 )
 from dstrail.web.pages import STATIC_DIR, render_error
@@ -22,7 +24,9 @@ router.include_router(trail_views.router)
 router.include_router(audit_views.router)
 router.include_router(datasource_views.router)
 router.include_router(stream_views.router)
-router.include_router(forensics_views.router)
+router.include_router(entitlement_views.router)
+router.include_router(timeline_views.router)
+router.include_router(finding_views.router)
 
 
 def install_console(app: FastAPI) -> None:
