@@ -5,12 +5,14 @@ SQLite, ``COPY`` on PostgreSQL, indexes rebuilt after), with data source lifecyc
 that grants exist: 500 data sources created at the start, then about 2% of the events are
 permission changes (users added and removed, everyone-shares made and taken back), ownership
 transfers, project attachments and detachments, and deletions with the name given again to a
-new data source; the rest are accesses (3% refused) from 4,000 runs of 200 users.
+new data source; the rest are accesses from 4,000 runs of 200 users, each by a user who can use
+the data source at that moment (3% are refused attempts, by users who cannot).
 
 Then:
 
 (f) the follower from event 1 to the head (events/s), with the consumers ``dstrail serve``
-    runs (the detection rules), or the grants alone (``--grants-only``);
+    runs (the detection rules), or the grants alone (``--grants-only``); on PostgreSQL with a
+    ``VACUUM (ANALYZE)`` of the derived tables every ``VACUUM_EVERY`` events, counted;
 (q) each answer timed in process (the service call: catching up, reading, naming) beside a
     raw indexed SQL query over the same events, interleaved, medians and p90s:
     - entitlements of a data source at T (the middle of the span), beside the data source's
@@ -19,7 +21,11 @@ Then:
       replayed for that user;
     - the first page (100) of the timelines of a user, a run and a data source, beside the
       subject's first 100 events (``ix_audit_user_seq``, ``ix_audit_run_seq``,
-      ``ix_audit_ds_seq``).
+      ``ix_audit_ds_seq``);
+    - with the rules: the first page (100) of the findings, newest first (all, of the rule
+      that found most and of the one that found least, of the user of the newest finding by
+      id and by name), and the newest finding with its linked events, beside the same rows
+      read raw.
 
 The answers are checked against the raw replays before they are timed. Target: every answer
 under a second at 10,000,000 events.
@@ -59,10 +65,12 @@ from audit_bench import (
 )
 from dstrail.context import Dstrail, open_dstrail
 from dstrail.domain.forensics.entitlements import GRANTING_KINDS
+from dstrail.domain.forensics.findings import FindingFilter, Rule
 from dstrail.domain.forensics.queries import EntitlementsQuery, TimelineQuery
 from dstrail.domain.timestamps import DAY_MS
 from dstrail.domain.trail import EventKind
 from dstrail.domain.users import OPERATOR
+from dstrail.services.finding_answers import finding_with_events, findings_page
 from dstrail.services.forensic_answers import (
     DataSourceEntitlements,
     UserEntitlements,
@@ -169,15 +177,29 @@ class Lifecycles:
         if rng.random() < LIFECYCLE_SHARE:
             return self._change(source)
         run = rng.choice(self.catalog.runs)
-        actor = rng.randrange(len(self.users))
         metadata = {
             "runType": run[1], "projectId": run[2], "runId": run[0], "dataPlaneId": run[3],
             "clientSource": "Python", **self._operation(source),
         }  # fmt: skip
         if rng.random() < REFUSED_SHARE:
             metadata["reason"] = "notPermitted"
-            return self._of(EventKind.ACCESS_REFUSED, source, actor, metadata)
-        return self._of(EventKind.ACCESS_DATA_SOURCE, source, actor, metadata, run=run)
+            return self._of(EventKind.ACCESS_REFUSED, source, self._outsider(source), metadata)
+        return self._of(
+            EventKind.ACCESS_DATA_SOURCE, source, self._entitled(source), metadata, run=run
+        )
+
+    def _entitled(self, source: Source) -> int:
+        """A user who can use ``source`` (as the data path lets through)."""
+        if source.everyone:
+            return self.rng.randrange(len(self.users))
+        return self.rng.choice([source.owner, *sorted(source.users)])
+
+    def _outsider(self, source: Source) -> int:
+        """A user the data path refuses (anyone, when it is shared with everyone)."""
+        while True:
+            actor = self.rng.randrange(len(self.users))
+            if source.everyone or (actor != source.owner and actor not in source.users):
+                return actor
 
     def _operation(self, source: Source) -> dict[str, str]:
         rng = self.rng
@@ -400,6 +422,98 @@ def raw_page(backend: Backend, conn: Any, column: str, value: str) -> list[tuple
     )
 
 
+_FINDING_PAGE = (
+    "SELECT f.*, e.* FROM forensic_findings f LEFT JOIN forensic_finding_events e "
+    "ON e.finding_id = f.id {where} ORDER BY f.last_seq DESC, f.id DESC LIMIT ?"
+)
+
+
+def raw_findings(backend: Backend, conn: Any, where: str, values: list[Any]) -> list[Any]:
+    """The first ``PAGE`` findings (newest first), with what the trail holds of each."""
+    return backend.raw_select(conn, _FINDING_PAGE.format(where=where), [*values, PAGE + 1])
+
+
+def raw_finding(backend: Backend, conn: Any, finding_id: str) -> list[Any]:
+    """One finding, then its linked events."""
+    [row] = backend.raw_select(conn, _FINDING_PAGE.format(where="WHERE f.id = ?"), [finding_id, 1])
+    seqs = orjson.loads(row[9])
+    events = backend.raw_select(
+        conn,
+        f"SELECT {_EVENT_COLUMNS} FROM audit_events WHERE seq IN ({_marks(seqs)}) ORDER BY seq",
+        seqs,
+    )
+    return [row, *events]
+
+
+Answer = tuple[str, Callable[[], object], Callable[[], object], str]
+
+
+def finding_answers(store: Store, follower: Follower) -> list[Answer]:
+    """The findings list (newest first: all, of the most and the least frequent rule, of one
+    user by id and by name) and one finding with its events, each beside the raw select of the same rows; none when the rules
+    did not run or found nothing."""
+    backend, conn = store.backend, store.conn
+    rows = backend.raw_select(
+        conn, "SELECT rule, COUNT(*) FROM forensic_findings GROUP BY rule ORDER BY 2 DESC", []
+    )
+    if not rows:
+        return []
+    say("  findings: " + ", ".join(f"{rule} {count:,}" for rule, count in rows))
+    rule, rule_count = rows[0][0], int(rows[0][1])
+    rare, rare_count = rows[-1][0], int(rows[-1][1])
+    [(newest_id, user_id, username)] = backend.raw_select(
+        conn,
+        "SELECT id, user_id, username FROM forensic_findings "
+        "ORDER BY last_seq DESC, id DESC LIMIT 1",
+        [],
+    )
+    [(user_count,)] = backend.raw_select(
+        conn, "SELECT COUNT(*) FROM forensic_findings WHERE user_id = ?", [user_id]
+    )
+    total = sum(int(count) for _rule, count in rows)
+
+    def listed(wanted: FindingFilter) -> Callable[[], object]:
+        return lambda: findings_page(follower, wanted)
+
+    detail = finding_with_events(follower, newest_id)
+    if len(raw_finding(backend, conn, newest_id)) != 1 + len(detail.events):
+        raise SystemExit(f"{backend.name}: the finding's events differ from the raw select")
+    return [
+        (
+            "findings, first page", listed(FindingFilter(limit=PAGE)),
+            lambda: raw_findings(backend, conn, "", []), f"of {total:,}",
+        ),
+        (
+            "findings of one rule, first page",
+            listed(FindingFilter(rules=(Rule(rule),), limit=PAGE)),
+            lambda: raw_findings(backend, conn, "WHERE f.rule = ?", [rule]),
+            f"{rule}: {rule_count:,}",
+        ),
+        (
+            "findings of the rarest rule, first page",
+            listed(FindingFilter(rules=(Rule(rare),), limit=PAGE)),
+            lambda: raw_findings(backend, conn, "WHERE f.rule = ?", [rare]),
+            f"{rare}: {rare_count:,}",
+        ),
+        (
+            "findings of one user, first page",
+            listed(FindingFilter(user_ids=(user_id,), limit=PAGE)),
+            lambda: raw_findings(backend, conn, "WHERE f.user_id = ?", [user_id]),
+            f"of {user_count:,}",
+        ),
+        (
+            "findings of one username, first page",
+            listed(FindingFilter(usernames=(username,), limit=PAGE)),
+            lambda: raw_findings(backend, conn, "WHERE f.username = ?", [username]),
+            f"of {user_count:,}",
+        ),
+        (
+            "a finding with its events", lambda: finding_with_events(follower, newest_id),
+            lambda: raw_finding(backend, conn, newest_id), f"{len(detail.events)} events",
+        ),
+    ]  # fmt: skip
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -413,10 +527,47 @@ class Figure:
     def line(self) -> str:
         app, raw = median(self.app), median(self.raw)
         return (
-            f"  {self.label:<38} {app * 1000:8.1f} ms (p90 {p90(self.app) * 1000:7.1f})   "
+            f"  {self.label:<40} {app * 1000:8.1f} ms (p90 {p90(self.app) * 1000:7.1f})   "
             f"raw {raw * 1000:8.1f} ms (p90 {p90(self.raw) * 1000:7.1f})   "
             f"{app / raw if raw else float('inf'):6.2f}x   {self.size}"
         )
+
+
+VACUUM_EVERY: Final = 500_000
+"""On PostgreSQL the follower is timed in stretches of this many events with a ``VACUUM
+(ANALYZE)`` of the derived tables after each, its time counted: autovacuum does that work on
+a server left at its defaults (about when a table's dead rows pass a fifth of its live ones),
+and it is off on this machine's server."""
+_DERIVED = (
+    "forensics_state, forensic_grants, forensic_users, forensic_data_sources, "
+    "forensic_findings, forensic_finding_events, forensic_rule_pairs, forensic_rule_users, "
+    "forensic_rule_sources"
+)
+
+
+def follow(follower: Follower, backend: Backend, conn: Any) -> tuple[int, float, str]:
+    """The follower from its cursor to the head: (events, seconds, how the tables were kept)."""
+    if isinstance(conn, sqlite3.Connection):
+        started = time.perf_counter()
+        taken = follower.catch_up()
+        return taken, time.perf_counter() - started, ""
+    [(head,)] = backend.raw_select(conn, "SELECT size FROM audit_head WHERE id = 1", [])
+    conn.commit()
+    conn.autocommit = True
+    taken, vacuum_seconds, started = 0, 0.0, time.perf_counter()
+    try:
+        while True:
+            done = follower.catch_up(through=min(follower.cursor() + VACUUM_EVERY, int(head)))
+            taken += done
+            vacuum_started = time.perf_counter()
+            conn.execute(f"VACUUM (ANALYZE) {_DERIVED}")
+            vacuum_seconds += time.perf_counter() - vacuum_started
+            if not done or follower.cursor() >= int(head):
+                break
+    finally:
+        conn.autocommit = False
+    seconds = time.perf_counter() - started
+    return taken, seconds, f"; VACUUM every {VACUUM_EVERY:,} events: {vacuum_seconds:.1f}s of it"
 
 
 def bench_database(
@@ -428,15 +579,13 @@ def bench_database(
         batch_events=dstrail.settings.forensics_batch_events,
         **({"consumers": ()} if grants_only else {}),
     )  # fmt: skip
-    started = time.perf_counter()
-    taken = follower.catch_up()
-    seconds = time.perf_counter() - started
+    taken, seconds, vacuumed = follow(follower, backend, conn)
     consumers = ", ".join(c.name for c in follower.consumers) or "none"
-    follow = (
+    follow_line = (
         f"follower: {taken:,} events in {seconds:.1f}s = {taken / seconds:,.0f} events/s "
-        f"(consumers: {consumers})"
+        f"(consumers: {consumers}{vacuumed})"
     )
-    say(f"  {follow}")
+    say(f"  {follow_line}")
     with dstrail.store.read() as tx:
         digest = tx.forensics.digest()
     say(
@@ -446,7 +595,9 @@ def bench_database(
         conn.execute("ANALYZE")
     else:
         conn.autocommit = True
-        conn.execute("ANALYZE forensic_grants, forensic_users, forensic_data_sources")
+        conn.execute(
+            "ANALYZE forensic_grants, forensic_users, forensic_data_sources, forensic_findings"
+        )
         conn.autocommit = False
 
     at_ms = first_ms + SPAN_DAYS * DAY_MS // 2
@@ -497,12 +648,13 @@ def bench_database(
             "timeline of a data source, first page", page("data_source_id", ds_id),
             lambda: raw_page(backend, conn, "data_source_id", ds_id), f"{PAGE} entries",
         ),
+        *finding_answers(store, follower),
     ):  # fmt: skip
         timed = interleaved(app, raw, reps)
         figures.append(Figure(label, timed.app, timed.raw, size))
         say(figures[-1].line())
     slowest = max(figures, key=lambda f: median(f.app))
-    return [follow, f"slowest answer {median(slowest.app) * 1000:.1f} ms ({slowest.label})"]
+    return [follow_line, f"slowest answer {median(slowest.app) * 1000:.1f} ms ({slowest.label})"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
