@@ -195,7 +195,8 @@ class Lifecycles:
         return self.rng.choice([source.owner, *sorted(source.users)])
 
     def _outsider(self, source: Source) -> int:
-        """A user the data path refuses (anyone, when it is shared with everyone)."""
+        """A user the data path refuses: one without a grant, or anyone when it is shared with
+        everyone (a refusal then stands for one on other grounds, a wrong operation say)."""
         while True:
             actor = self.rng.randrange(len(self.users))
             if source.everyone or (actor != source.owner and actor not in source.users):
@@ -448,10 +449,10 @@ def raw_finding(backend: Backend, conn: Any, finding_id: str) -> list[Any]:
 Answer = tuple[str, Callable[[], object], Callable[[], object], str]
 
 
-def finding_answers(store: Store, follower: Follower) -> list[Answer]:
+def findings_figures(store: Store, follower: Follower) -> list[Answer]:
     """The findings list (newest first: all, of the most and the least frequent rule, of one
-    user by id and by name) and one finding with its events, each beside the raw select of the same rows; none when the rules
-    did not run or found nothing."""
+    user by id and by name) and one finding with its events, each beside the raw select of
+    the same rows; none when the rules did not run or found nothing."""
     backend, conn = store.backend, store.conn
     rows = backend.raw_select(
         conn, "SELECT rule, COUNT(*) FROM forensic_findings GROUP BY rule ORDER BY 2 DESC", []
@@ -478,6 +479,11 @@ def finding_answers(store: Store, follower: Follower) -> list[Answer]:
     detail = finding_with_events(follower, newest_id)
     if len(raw_finding(backend, conn, newest_id)) != 1 + len(detail.events):
         raise SystemExit(f"{backend.name}: the finding's events differ from the raw select")
+    first = findings_page(follower, FindingFilter(limit=PAGE)).findings
+    if [v.finding.id for v in first] != [row[0] for row in raw_findings(backend, conn, "", [])][
+        :PAGE
+    ]:
+        raise SystemExit(f"{backend.name}: the first page of findings differs from the raw select")
     return [
         (
             "findings, first page", listed(FindingFilter(limit=PAGE)),
@@ -648,7 +654,7 @@ def bench_database(
             "timeline of a data source, first page", page("data_source_id", ds_id),
             lambda: raw_page(backend, conn, "data_source_id", ds_id), f"{PAGE} entries",
         ),
-        *finding_answers(store, follower),
+        *findings_figures(store, follower),
     ):  # fmt: skip
         timed = interleaved(app, raw, reps)
         figures.append(Figure(label, timed.app, timed.raw, size))

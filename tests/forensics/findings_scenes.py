@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from dstrail.context import Dstrail
 from dstrail.domain.datasources import CredentialType, DataSource, Permissions
@@ -27,7 +27,7 @@ from dstrail.services import datasources as ds_service
 from dstrail.services.access import AccessClaim, AccessRequest, Grant
 from dstrail.services.auth import CallerCredentials
 from dstrail.services.finding_answers import findings_page
-from dstrail.services.forensics import Follower, follower_for
+from dstrail.services.forensics import Follower, follower_for, rebuild
 from dstrail.services.refusals import writing
 from dstrail.services.runs import StartedRun
 from dstrail.settings import Settings
@@ -188,6 +188,18 @@ class Scene:
                 self.dstrail, user, f"p-{user.user.username}"
             )
         return start_run(self.dstrail, user, project, run_type)
+
+    def purge_and_rebuild(self, *, through: int) -> None:
+        """Remove events 1 to ``through`` as a retention purge leaves the trail, then rebuild
+        the derived state from what it still holds (it begins after the purge)."""
+        with self.dstrail.store.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE audit_retention SET purge_through = :n, removed_through = :n"),
+                {"n": through},
+            )
+            connection.execute(text("DELETE FROM audit_events WHERE seq <= :n"), {"n": through})
+        report = rebuild(self.dstrail.store, settings=self.dstrail.settings, clock=self.clock)
+        assert report.rebuilt.first_seq == through + 1
 
     # -- the data path --------------------------------------------------------------------------
 

@@ -95,20 +95,17 @@ def test_an_access_without_a_grant_in_force_is_an_integrity_alarm(scene: Scene) 
 
 
 def test_no_alarm_where_the_trail_never_saw_the_grants(scene: Scene) -> None:
-    """An upgraded installation: data sources and users older than what the trail records.
-    Their grants are unknown, so accesses to them raise no integrity alarm; the data sources
-    and users the trail saw created still do."""
+    """An upgraded installation: a data source created before the trail recorded initial
+    grants (so users may predate ``UserCreated`` too). Grants the trail never saw raise no
+    alarm; what it can judge still does."""
     alice, carol = scene.user("alice"), scene.user("carol")
     legacy_user = scene.legacy_user("olduser")  # no UserCreated
-    untracked = LegacySource(new_object_id(), "untracked")  # no CreateDataSource at all
     old_format = scene.legacy_dataset(alice, "oldformat")  # CreateDataSource without grants
     public = scene.dataset(alice, "public", everyone=True)
     private = scene.dataset(alice, "private")
     scene.later(HOUR)
-    scene.forged_access(carol, untracked)
-    scene.forged_access(carol, old_format)
+    scene.forged_access(carol, old_format)  # carol may have been listed
     scene.forged_access(legacy_user, public)  # may have existed when it was shared
-    quiet = scene.last_seq()
     scene.forged_access(legacy_user, private)  # no share could cover them: alarm
     scene.forged_access(carol, private)  # alarm
 
@@ -117,7 +114,37 @@ def test_no_alarm_where_the_trail_never_saw_the_grants(scene: Scene) -> None:
         ("olduser", "private"),
         ("carol", "private"),
     ]
-    assert all(f.last_seq > quiet for f in found)
+
+
+def test_a_complete_trail_alarms_on_what_it_never_saw_created(scene: Scene) -> None:
+    alice, carol = scene.user("alice"), scene.user("carol")
+    unknown_user = scene.legacy_user("ghost")  # in the users table only
+    untracked = LegacySource(new_object_id(), "untracked")  # no CreateDataSource at all
+    public = scene.dataset(alice, "public", everyone=True)
+    scene.later(HOUR)
+    scene.forged_access(carol, untracked)
+    scene.forged_access(unknown_user, public)
+    scene.use(carol, public)  # a grant: no alarm
+
+    found = scene.findings(Rule.ACCESS_WITHOUT_GRANT)
+    assert [(f.username, f.data_source_name) for f in found] == [
+        ("carol", "untracked"),
+        ("ghost", "public"),
+    ]
+
+
+def test_after_a_purge_no_alarm_for_data_sources_created_before_it(scene: Scene) -> None:
+    alice, bob, carol = scene.user("alice"), scene.user("bob"), scene.user("carol")
+    old = scene.dataset(alice, "old", bob)
+    boundary = scene.last_seq()
+    fresh = scene.dataset(alice, "fresh")
+    scene.purge_and_rebuild(through=boundary)
+    scene.later(HOUR)
+    scene.forged_access(bob, old)  # listed at a creation the trail no longer holds
+    scene.forged_access(carol, fresh)  # created after the purge boundary: alarm
+
+    found = scene.findings(Rule.ACCESS_WITHOUT_GRANT)
+    assert [(f.username, f.data_source_name) for f in found] == [("carol", "fresh")]
 
 
 def test_an_attempt_soon_after_losing_access_in_each_way(scene: Scene) -> None:

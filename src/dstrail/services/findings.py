@@ -36,6 +36,7 @@ from dstrail.domain.forensics.rules import (
     OUTSIDE_RUN_NAME,
     Detector,
     Grants,
+    History,
     Thresholds,
     needs_of,
     watched,
@@ -133,12 +134,17 @@ def evaluate_batch(tx: Repositories, events: Sequence[TrailEvent], context: Batc
         ),
         findings_repo.users_created(needs.user_ids),
     )  # fmt: skip
+    history = History(
+        purged=tx.forensics.state().first_seq > 1,
+        before_grants=findings_repo.holds_creations_before_grants(),
+    )
     detector = Detector(
         thresholds,
         grants=grants,
         pairs=findings_repo.pair_states(needs.pair_keys),
         users=findings_repo.user_states(needs.user_ids),
         sources=findings_repo.source_states(needs.data_source_ids),
+        history=history,
     )
     found = detector.run(seen)
     findings_repo.save_states(detector.pairs, detector.users, detector.sources)

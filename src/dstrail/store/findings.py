@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, text
+from sqlalchemy import Connection, Table, delete, func, select, text, tuple_
 
 from dstrail.domain.forensics.findings import (
     Acknowledgement,
@@ -133,6 +133,15 @@ class FindingRepository:
         rows = self._rows(forensic_rule_sources, "data_source_id", data_source_ids)
         return {row[0]: _source_state(row) for row in rows}
 
+    def holds_creations_before_grants(self) -> bool:
+        """Whether the rules saw a data source created before the trail recorded initial
+        grants (``ix_forensic_rule_sources_before_grants``)."""
+        row = self._db.exec_driver_sql(
+            "SELECT 1 FROM forensic_rule_sources "
+            "WHERE created_ms >= 0 AND NOT grants_recorded LIMIT 1"
+        ).first()
+        return row is not None
+
     def save_states(
         self,
         pairs: dict[str, PairState],
@@ -155,12 +164,12 @@ class FindingRepository:
         ])  # fmt: skip
         _SOURCES.run(self._db, [
             {"data_source_id": key, "created_ms": s.created_ms,
-             "grants_recorded": s.grants_recorded, "credential_type": s.credential_type,
-             "is_everyone": s.is_everyone,
+             "credential_type": s.credential_type, "is_everyone": s.is_everyone,
              "accesses": s.accesses, "run_types": orjson.dumps(sorted(s.run_types)).decode(),
              "transfer_seq": s.transfer_seq, "transfer_ms": s.transfer_ms,
              "transfer_from": s.transfer_from, "transfer_to": s.transfer_to,
-             "refusals": orjson.dumps(s.refusals).decode(), "burst_until": s.burst_until}
+             "refusals": orjson.dumps(s.refusals).decode(), "burst_until": s.burst_until,
+             "grants_recorded": s.grants_recorded}
             for key, s in sources.items()
         ])  # fmt: skip
 
@@ -302,7 +311,7 @@ class FindingRepository:
             conditions.append(_F.ts_ms <= wanted.end_ms)
         if wanted.cursor is not None:
             at = wanted.cursor
-            conditions.append(or_(_F.last_seq < at.seq, and_(_F.last_seq == at.seq, _F.id < at.id)))
+            conditions.append(tuple_(_F.last_seq, _F.id) < tuple_(at.seq, at.id))
         rows = self._db.execute(
             query.where(*conditions)
             .order_by(_F.last_seq.desc(), _F.id.desc())
@@ -361,11 +370,11 @@ def _source_state(row: Any) -> SourceState:
      transfer_ms, transfer_from, transfer_to, refusals, burst_until,
      grants_recorded) = row  # fmt: skip
     return SourceState(
-        created_ms=created_ms, grants_recorded=bool(grants_recorded),
-        credential_type=credential_type, is_everyone=bool(is_everyone),
+        created_ms=created_ms, credential_type=credential_type, is_everyone=bool(is_everyone),
         accesses=accesses, run_types=set(orjson.loads(run_types)), transfer_seq=transfer_seq,
         transfer_ms=transfer_ms, transfer_from=transfer_from, transfer_to=transfer_to,
         refusals=_refusals(refusals), burst_until=burst_until,
+        grants_recorded=bool(grants_recorded),
     )  # fmt: skip
 
 

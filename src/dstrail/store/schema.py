@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     true,
 )
 
@@ -398,6 +399,6 @@ forensic_rule_sources = Table(
     Column("transfer_to", String(24), nullable=False),
     Column("refusals", Text, nullable=False),  # JSON [[ts, seq, user id], ...]
     Column("burst_until", BigInteger, nullable=False),
-    Column("grants_recorded", Boolean, nullable=False),
+    Column("grants_recorded", Boolean, nullable=False, server_default=false()),
 )
 """The rules' state of each data source: ``rules.SourceState``."""

@@ -30,7 +30,7 @@ from dstrail.web.forensics_forms import (
     Subject,
     collect,
     count_field,
-    follower_of,
+    forensics_follower,
     guarded,
     instant,
     not_found,
@@ -104,7 +104,7 @@ def _entitlements(dstrail: Dstrail, form: Form) -> DataSourceEntitlements | User
     if errors or chosen is None:
         raise FieldErrors(errors)
     subject, candidates = chosen
-    follower = follower_of(dstrail)
+    follower = forensics_follower(dstrail)
     missing: NotFound | None = None
     for name in candidates:
         query = EntitlementsQuery(

@@ -34,7 +34,7 @@ from dstrail.web.forensics_forms import (
     Form,
     back_list,
     collect,
-    follower_of,
+    forensics_follower,
     guarded,
     read_form,
     render_page,
@@ -64,7 +64,7 @@ def findings_page(request: Request, dstrail: DstrailDep, signed_in: SignedInDep)
         except FieldErrors as error:
             status = form.take(error)
         else:
-            found = finding_answers.findings_page(follower_of(dstrail), wanted)
+            found = finding_answers.findings_page(forensics_follower(dstrail), wanted)
             shown = found.findings
             reader.record(wanted.asked(), rows=len(shown))
             pages = _finding_pages(form, found.next)
@@ -175,7 +175,7 @@ def _finding(
 ) -> Response:
     if not is_object_id(finding_id):
         raise NotFound(f"no finding with id {finding_id[:100]!r}")
-    detail = finding_answers.finding_with_events(follower_of(dstrail), finding_id)
+    detail = finding_answers.finding_with_events(forensics_follower(dstrail), finding_id)
     reader.record({"findingId": finding_id}, rows=len(detail.events))
     context = {
         "view": detail.view,
@@ -206,7 +206,7 @@ def acknowledge(
             raise NotFound(f"no finding with id {finding_id[:100]!r}")
         try:
             finding_answers.acknowledge_finding(
-                follower_of(dstrail), finding_id, actor=signed_in.user, note=note,
+                forensics_follower(dstrail), finding_id, actor=signed_in.user, note=note,
                 now_ms=dstrail.clock(),
             )  # fmt: skip
         except InvalidInput as error:

@@ -79,6 +79,7 @@ class FieldErrors(Exception):
 
 
 def wrong(name: str, message: str, *, status_code: int = 400) -> FieldErrors:
+    """One field's error (``""``: about the whole form)."""
     return FieldErrors({name: message}, status_code=status_code)
 
 
@@ -106,6 +107,8 @@ class Form:
 
 
 def read_form(request: Request, names: Sequence[str]) -> Form:
+    """The fields ``names`` of the request's query, each with its error if its text is not
+    accepted (control characters and the like)."""
     params = request.query_params
     values = {name: params.get(name, "").strip()[:MAX_TEXT] for name in names}
     form = Form(values=values)
@@ -150,7 +153,8 @@ def guarded(
         return _error_page(request, dstrail, signed_in, error)
 
 
-def follower_of(dstrail: Dstrail) -> Follower:
+def forensics_follower(dstrail: Dstrail) -> Follower:
+    """The follower the answers catch up with first, as the settings pace it."""
     return follower_for(dstrail.store, settings=dstrail.settings, clock=dstrail.clock)
 
 
@@ -162,6 +166,7 @@ def render_page(
     context: dict[str, Any],
     status_code: int = 200,
 ) -> Response:
+    """A forensics page with the grant and category labels its templates use."""
     return page(
         request, dstrail, template,
         {"via_labels": VIA_LABELS, "category_labels": CATEGORY_LABELS, **context},
@@ -193,6 +198,7 @@ def instant(form: Form, name: str, label: str, *, end: bool = False) -> int | No
 
 
 def count_field(form: Form, name: str, label: str, *, low: int, high: int, default: int) -> int:
+    """A whole number from ``low`` to ``high`` (``default`` when not given)."""
     text = form.get(name)
     if not text:
         return default

@@ -29,7 +29,7 @@ from dstrail.web.forensics_forms import (
     back_list,
     collect,
     count_field,
-    follower_of,
+    forensics_follower,
     guarded,
     instant,
     not_found,
@@ -149,7 +149,7 @@ def _timeline_ask(form: Form) -> TimelineAsk:
 
 def _timeline(dstrail: Dstrail, ask: TimelineAsk) -> tuple[TimelineQuery, TimelinePage]:
     """The page asked for, and the question as it was answered (its subject resolved)."""
-    follower = follower_of(dstrail)
+    follower = forensics_follower(dstrail)
     missing: NotFound | None = None
     for name in ask.candidates:
         query = ask.query(name)

@@ -8,7 +8,8 @@ The rules (``docs/forensics.md``, "Detection rules", has their thresholds and fi
   although they have existed for longer than the user grace and have been able to reach it
   (their oldest grant in force) for longer than the grant grace: a dormant entitlement used;
 - ``accessWithoutGrant``: an ``AccessDataSource`` succeeded while the trail shows no grant
-  in force for that user (owner, listed user, everyone): an integrity alarm;
+  in force for that user (owner, listed user, everyone): an integrity alarm, held back where
+  the trail may lack the grants (history from before it recorded them, or purged);
 - ``accessAfterRevocation``: an ``AccessDataSourceRefused`` of a user who had a grant of that
   data source until at most ``window`` before (permission removed, ownership transferred away,
   data source deleted, everyone share removed);
@@ -146,9 +147,7 @@ class SourceState:
     """One data source: its creation, share, accesses, run types, last transfer, refusals."""
 
     created_ms: int = -1
-    grants_recorded: bool = False
-    """Whether the trail holds its creation with the initial grants (``ownerId`` on
-    ``CreateDataSource``): only then can it show that a user had no grant."""
+    """Its creation (-1: not in the trail)."""
     credential_type: str = ""
     is_everyone: bool = False
     accesses: int = 0
@@ -160,6 +159,21 @@ class SourceState:
     refusals: list[tuple[int, int, str]] = field(default_factory=list)
     """(ts, seq, user) of the latest refusals."""
     burst_until: int = -1
+    grants_recorded: bool = False
+    """Whether its creation in the trail carries the initial grants (``ownerId`` on
+    ``CreateDataSource``); one without them was recorded before the trail held grants."""
+
+
+@dataclass(slots=True)
+class History:
+    """What the trail may not hold, for the integrity alarm to take into account."""
+
+    purged: bool = False
+    """The derived state began after the first event: earlier ones had been purged, with the
+    creations of the data sources and users they named."""
+    before_grants: bool = False
+    """The trail holds a data source created before the trail recorded initial grants: the
+    installation has history from before it recorded them, and from before ``UserCreated``."""
 
 
 def pair_key(user_id: str, data_source_id: str) -> str:
@@ -247,8 +261,8 @@ class Grants:
 
     def may_cover_unseen(self, data_source_id: str, user_id: str, seq: int) -> bool:
         """Whether the data source was shared with everyone after event ``seq`` while the
-        trail does not hold the user's creation: they may have existed then (created before
-        the trail recorded users, or in purged events), so the share may have covered them."""
+        trail does not hold the user's creation (so, where the trail may lack it, the share
+        may have covered them)."""
         if user_id in self._users:
             return False
         shared = self._grants.get((data_source_id, ""), ())
@@ -359,9 +373,11 @@ class Detector:
         pairs: dict[str, PairState],
         users: dict[str, UserState],
         sources: dict[str, SourceState],
+        history: History,
     ) -> None:
         self.t = thresholds
         self.grants = grants
+        self.history = history
         self.pairs = pairs
         self.users = users
         self.sources = sources
@@ -462,12 +478,19 @@ class Detector:
         pair.last_ms, pair.last_seq = event.ts_ms, event.seq
 
     def _shows_no_grant(self, event: TrailEvent, source: SourceState) -> bool:
-        """Whether the trail can show that the user had no grant: it holds the data source's
-        creation with its initial grants, and the user's creation if an everyone share was in
-        force. A data source or user older than what the trail holds (an upgraded
-        installation, a purge) has grants the trail never saw, and raises no alarm."""
-        if not source.grants_recorded:
+        """Whether the trail can show that the user had no grant. Not when the data source
+        was created before the trail recorded initial grants, or its creation may have been
+        purged; nor for a user whose creation the trail may lack (purged, or from before
+        ``UserCreated``) while an everyone share was in force. A data source or user that a
+        complete trail never saw created is an alarm."""
+        history = self.history
+        if source.created_ms >= 0:
+            if not source.grants_recorded:
+                return False
+        elif history.purged:
             return False
+        if not (history.purged or history.before_grants):
+            return True
         return not self.grants.may_cover_unseen(event.data_source_id, event.performed_by, event.seq)
 
     def _without_grant(self, event: TrailEvent, pair: PairState) -> None:
@@ -689,6 +712,8 @@ class Detector:
         source = self._source(event.data_source_id)
         source.created_ms = event.ts_ms
         source.grants_recorded = "ownerId" in event.metadata
+        if not source.grants_recorded:
+            self.history.before_grants = True
         source.credential_type = event.metadata.get("credentialType", "")
         source.is_everyone = event.metadata.get("isEveryone") == "true"
         if source.is_everyone:
