@@ -59,6 +59,8 @@ class BatchInfo(Protocol):
     def now_ms(self) -> int: ...
     @property
     def replaying(self) -> bool: ...
+    @property
+    def first_seq(self) -> int: ...
 
 
 # -- thresholds --------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ def evaluate_batch(tx: Repositories, events: Sequence[TrailEvent], context: Batc
         findings_repo.users_created(needs.user_ids),
     )  # fmt: skip
     history = History(
-        purged=tx.forensics.state().first_seq > 1,
+        purged=context.first_seq > 1,
         before_grants=findings_repo.holds_creations_before_grants(),
     )
     detector = Detector(

@@ -50,6 +50,8 @@ class BatchContext:
     now_ms: int
     replaying: bool
     """A rebuild's replay: recompute the derived state, record nothing new in the trail."""
+    first_seq: int
+    """The first event the derived state holds (above 1: earlier ones had been purged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +141,9 @@ class Follower:
                 )  # fmt: skip
             now = self.clock()
             context = BatchContext(
-                settings=self.settings, now_ms=now, replaying=events[-1].seq <= state.replay_through
-            )
+                settings=self.settings, now_ms=now,
+                replaying=events[-1].seq <= state.replay_through, first_seq=state.first_seq,
+            )  # fmt: skip
             apply_events(tx, events, context=context, consumers=self.consumers)
             tx.forensics.advance(events[-1].seq, now_ms=now)
             return events[-1].seq, len(events)
@@ -327,7 +330,10 @@ def _replay(follower: Follower, scratch: Store, *, first_seq: int, through: int)
             events = tx.forensics.events_after(cursor, limit=follower.batch_events, through=through)
         if not events:
             break
-        context = BatchContext(settings=follower.settings, now_ms=follower.clock(), replaying=True)
+        context = BatchContext(
+            settings=follower.settings, now_ms=follower.clock(), replaying=True,
+            first_seq=first_seq,
+        )  # fmt: skip
         with scratch.write() as tx:
             apply_events(tx, events, context=context, consumers=follower.consumers)
             tx.forensics.advance(events[-1].seq, now_ms=context.now_ms)
