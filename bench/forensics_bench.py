@@ -197,9 +197,11 @@ class Lifecycles:
     def _outsider(self, source: Source) -> int:
         """A user the data path refuses: one without a grant, or anyone when it is shared with
         everyone (a refusal then stands for one on other grounds, a wrong operation say)."""
+        if source.everyone or len({source.owner, *source.users}) >= len(self.users):
+            return self.rng.randrange(len(self.users))
         while True:
             actor = self.rng.randrange(len(self.users))
-            if source.everyone or (actor != source.owner and actor not in source.users):
+            if actor != source.owner and actor not in source.users:
                 return actor
 
     def _operation(self, source: Source) -> dict[str, str]:
